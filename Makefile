@@ -1,0 +1,55 @@
+# bluegreen-operator: every entry point a user or CI needs.
+#   make run    local control plane (when KUBECONFIG reaches no cluster), CRDs, operator
+#   make test   everything: lint, types, generated files, unit and end-to-end tests
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLUSTER_KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create the virtualenv with the package and its dev tools
+
+.PHONY: binaries
+binaries: ## build (or reuse) the control-plane binaries from pinned Go modules
+	hack/build-control-plane.sh
+
+.PHONY: cluster
+cluster: binaries ## start the local control plane (reuses one already up)
+	hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local control plane and remove its state
+	hack/cluster.sh down
+
+.PHONY: crds
+crds: venv ## generate crds/ from the pydantic models
+	$(PY) -m bluegreen.crdgen crds/
+
+.PHONY: lint
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: venv lint binaries ## everything, set-up included
+	$(VENV)/bin/pytest
+
+.PHONY: run
+run: venv binaries ## local control plane if needed, the CRDs, then the operator in the foreground
+	hack/run.sh
