@@ -1,0 +1,139 @@
+"""The Argo CD health check, run in a real Lua interpreter over sample BlueGreenApps.
+
+Argo CD runs health scripts in gopher-lua (Lua 5.1 semantics, every number a float64), so the
+script runs here under Lua 5.1 with float numbers as well as under Lua 5.4 with integers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lupa.lua51
+import lupa.lua54
+import pytest
+import yaml
+
+ARGOCD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "argocd"
+HEALTH_LUA = ARGOCD_DIR / "health.lua"
+CM_PATCH = ARGOCD_DIR / "argocd-cm-patch.yaml"
+CM_KEY = "resource.customizations.health.bluegreen.dev_BlueGreenApp"
+
+
+def bluegreenapp(generation: int, status: dict[str, Any] | None) -> dict[str, Any]:
+    app: dict[str, Any] = {
+        "apiVersion": "bluegreen.dev/v1alpha1",
+        "kind": "BlueGreenApp",
+        "metadata": {"name": "hello", "namespace": "default", "generation": generation},
+        "spec": {"replicas": 2, "promote": False},
+    }
+    if status is not None:
+        app["status"] = status
+    return app
+
+
+def observed(phase: str | None, message: str | None = None) -> dict[str, Any]:
+    """A status the operator wrote for generation 3."""
+    status: dict[str, Any] = {"observedGeneration": 3, "activeColor": "blue"}
+    if phase is not None:
+        status["phase"] = phase
+    if message is not None:
+        status["message"] = message
+    return status
+
+
+def as_gopher_lua_numbers(value: Any) -> Any:
+    """Argo CD hands the object to Lua with every number as a float64."""
+    if isinstance(value, dict):
+        return {key: as_gopher_lua_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_gopher_lua_numbers(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+RUNTIMES = [
+    pytest.param(lupa.lua51.LuaRuntime, as_gopher_lua_numbers, id="lua5.1-floats"),
+    pytest.param(lupa.lua54.LuaRuntime, lambda value: value, id="lua5.4-integers"),
+]
+
+
+def run_health_check(runtime_class: Any, obj: dict[str, Any]) -> dict[str, Any]:
+    lua = runtime_class()
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    result = lua.execute(HEALTH_LUA.read_text())
+    return dict(result.items())
+
+
+CASES = [
+    pytest.param(
+        bluegreenapp(3, observed("Healthy", "blue (rev 5d8f) serves 2/2 ready pods")),
+        {"status": "Healthy", "message": "blue (rev 5d8f) serves 2/2 ready pods"},
+        id="healthy",
+    ),
+    pytest.param(
+        bluegreenapp(3, observed("Progressing", "Waiting for green: 1/2 pods ready")),
+        {"status": "Progressing", "message": "Waiting for green: 1/2 pods ready"},
+        id="progressing",
+    ),
+    pytest.param(
+        bluegreenapp(3, observed("Paused", "Preview green is ready; set spec.promote to switch")),
+        {"status": "Suspended", "message": "Preview green is ready; set spec.promote to switch"},
+        id="paused-is-suspended",
+    ),
+    pytest.param(
+        bluegreenapp(3, observed("Degraded", "green: ImagePullBackOff")),
+        {"status": "Degraded", "message": "green: ImagePullBackOff"},
+        id="degraded",
+    ),
+    pytest.param(
+        bluegreenapp(3, observed("Healthy")),
+        {"status": "Healthy", "message": ""},
+        id="no-message",
+    ),
+    pytest.param(
+        bluegreenapp(4, observed("Healthy", "stale")),
+        {"status": "Progressing", "message": "Waiting for the operator to observe generation 4"},
+        id="generation-not-observed-yet",
+    ),
+    pytest.param(
+        bluegreenapp(3, {"phase": "Healthy", "message": "no observedGeneration"}),
+        {"status": "Progressing", "message": "Waiting for the operator to observe generation 3"},
+        id="observed-generation-missing",
+    ),
+    pytest.param(
+        bluegreenapp(1, None),
+        {"status": "Progressing", "message": "Waiting for the operator to observe generation 1"},
+        id="no-status",
+    ),
+    pytest.param(
+        bluegreenapp(3, observed(None)),
+        {"status": "Progressing", "message": "Waiting for the operator to report a phase"},
+        id="phase-missing",
+    ),
+    pytest.param(
+        bluegreenapp(3, observed("Aborted", "from a newer operator")),
+        {"status": "Progressing", "message": "Unknown phase Aborted: from a newer operator"},
+        id="phase-unknown",
+    ),
+]
+
+
+@pytest.mark.parametrize("runtime_class, convert", RUNTIMES)
+@pytest.mark.parametrize("obj, expected", CASES)
+def test_health(
+    runtime_class: Any, convert: Any, obj: dict[str, Any], expected: dict[str, str]
+) -> None:
+    assert run_health_check(runtime_class, convert(obj)) == expected
+
+
+def test_configmap_patch_embeds_health_lua_verbatim() -> None:
+    patch = yaml.safe_load(CM_PATCH.read_text())
+    assert patch["kind"] == "ConfigMap"
+    assert patch["metadata"] == {
+        "name": "argocd-cm",
+        "namespace": "argocd",
+        "labels": {"app.kubernetes.io/name": "argocd-cm", "app.kubernetes.io/part-of": "argocd"},
+    }
+    assert patch["data"][CM_KEY] == HEALTH_LUA.read_text()
