@@ -1,0 +1,168 @@
+"""Pure builders of the children a BlueGreenApp owns, as plain dicts."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bluegreen import names
+from bluegreen.models import GROUP, KIND, VERSION, BlueGreenAppSpec, Color, IngressSpec
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The BlueGreenApp that owns the children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> Obj:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def _metadata(owner: Owner, name: str, labels: dict[str, str], **extra: Any) -> Obj:
+    meta: Obj = {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels,
+        "ownerReferences": [owner.reference()],
+    }
+    meta.update({k: v for k, v in extra.items() if v})
+    return meta
+
+
+def deployment(owner: Owner, color: Color, template: Obj, revision: str, replicas: int) -> Obj:
+    """The Deployment of one color, running one revision of the user's pod template.
+
+    The selector is the app and the color only (it is immutable), so a new revision rolls
+    out within the color. Our labels win over the user's on the pods, because the Services
+    select by them.
+    """
+    labels = {
+        **names.app_labels(owner.name),
+        names.LABEL_COLOR: color,
+        names.LABEL_REVISION: revision,
+    }
+    pod_template = copy.deepcopy(template)
+    pod_meta = pod_template.setdefault("metadata", {}) or {}
+    pod_template["metadata"] = pod_meta
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **labels}
+    annotations = {names.ANNOTATION_POD_TEMPLATE: json.dumps(template, sort_keys=True)}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(
+            owner, names.deployment_name(owner.name, color), labels, annotations=annotations
+        ),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": names.selector(owner.name, color)},
+            "template": pod_template,
+        },
+    }
+
+
+def service(
+    owner: Owner,
+    role: names.ServiceRole,
+    spec: BlueGreenAppSpec,
+    color: Color,
+    annotations: dict[str, str] | None = None,
+) -> Obj:
+    """The prod or preview Service, selecting one color of the app."""
+    ports = [_service_port(p.model_dump(exclude_none=True), role) for p in spec.service.ports]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(
+            owner,
+            names.service_name(owner.name, role),
+            names.app_labels(owner.name),
+            annotations=annotations,
+        ),
+        "spec": {
+            "type": spec.service.type,
+            "selector": names.selector(owner.name, color),
+            "ports": ports,
+        },
+    }
+
+
+def _service_port(port: Obj, role: names.ServiceRole) -> Obj:
+    # Written out as the API server would default it, so comparing with what is live
+    # finds no difference where there is none.
+    port.setdefault("targetPort", port["port"])
+    if role == "preview":
+        port.pop("nodePort", None)  # two Services cannot share a node port
+    return port
+
+
+def ingress(owner: Owner, role: names.ServiceRole, spec: BlueGreenAppSpec) -> Obj:
+    """The prod or preview Ingress, routing its host to the matching Service's first port."""
+    assert spec.ingress is not None
+    ing: IngressSpec = spec.ingress
+    host = ing.host if role == "prod" else ing.previewHost
+    first = spec.service.ports[0]
+    port = {"name": first.name} if first.name else {"number": first.port}
+    rule = {
+        "host": host,
+        "http": {
+            "paths": [
+                {
+                    "path": ing.path,
+                    "pathType": "Prefix",
+                    "backend": {
+                        "service": {"name": names.service_name(owner.name, role), "port": port}
+                    },
+                }
+            ]
+        },
+    }
+    body: Obj = {"rules": [rule]}
+    if ing.className:
+        body["ingressClassName"] = ing.className
+    if ing.tls:
+        body["tls"] = [t.model_dump(exclude_none=True) for t in ing.tls]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _metadata(
+            owner,
+            names.ingress_name(owner.name, role),
+            names.app_labels(owner.name),
+            annotations=dict(ing.annotations),
+        ),
+        "spec": body,
+    }
+
+
+def applied_hash(obj: Obj) -> str:
+    """Hash of a desired object, ignoring the annotation that carries the hash itself."""
+    meta = dict(obj.get("metadata", {}))
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k != names.ANNOTATION_APPLIED
+    }
+    meta["annotations"] = annotations
+    canonical = json.dumps({**obj, "metadata": meta}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def stamped(obj: Obj) -> Obj:
+    """The object with its applied-hash annotation set."""
+    out = copy.deepcopy(obj)
+    annotations = out["metadata"].setdefault("annotations", {})
+    annotations[names.ANNOTATION_APPLIED] = applied_hash(obj)
+    return out

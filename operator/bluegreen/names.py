@@ -1,0 +1,59 @@
+"""Names, labels and annotations: the contract between the operator and its children."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from bluegreen.models import Color
+
+MANAGER = "bluegreen-operator"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_APP = "bluegreen.dev/app"
+LABEL_COLOR = "bluegreen.dev/color"
+LABEL_REVISION = "bluegreen.dev/revision"
+
+# On each Deployment: the user's pod template of its revision, exactly as written, so the
+# revision can be restored (rollback) and re-applied without the CR holding it any more.
+ANNOTATION_POD_TEMPLATE = "bluegreen.dev/pod-template"
+# On the prod Service, written in the same patch as the selector switch, so that a restart
+# at any moment knows when the previous color may be scaled down and which revision it held.
+ANNOTATION_SWITCHED_AT = "bluegreen.dev/switched-at"
+ANNOTATION_PREVIOUS_REVISION = "bluegreen.dev/previous-revision"
+
+# On every child: a hash of what the operator last applied. Comparing it with the hash of
+# what it would apply now tells, without guessing at API defaults, whether a write is due.
+ANNOTATION_APPLIED = "bluegreen.dev/applied-hash"
+
+COLORS: tuple[Color, Color] = ("blue", "green")
+
+ServiceRole = Literal["prod", "preview"]
+SERVICE_ROLES: tuple[ServiceRole, ServiceRole] = ("prod", "preview")
+
+
+def other_color(color: Color) -> Color:
+    return "green" if color == "blue" else "blue"
+
+
+def deployment_name(app: str, color: Color) -> str:
+    return f"{app}-{color}"
+
+
+def service_name(app: str, role: ServiceRole) -> str:
+    """The prod Service carries the app's own name; the preview Service a suffix."""
+    return app if role == "prod" else f"{app}-preview"
+
+
+def ingress_name(app: str, role: ServiceRole) -> str:
+    return service_name(app, role)
+
+
+def app_labels(app: str) -> dict[str, str]:
+    """Labels on every child. The CR's own labels are never copied: GitOps tools track by them."""
+    return {LABEL_NAME: app, LABEL_MANAGED_BY: MANAGER, LABEL_APP: app}
+
+
+def selector(app: str, color: Color) -> dict[str, str]:
+    """What a Deployment and a Service select: one app's pods of one color."""
+    return {LABEL_APP: app, LABEL_COLOR: color}

@@ -1,0 +1,513 @@
+"""The pure core: from a BlueGreenApp and what is live, the next writes and the status.
+
+No Kopf and no client here. ``plan()`` takes plain data and returns plain data, so every
+case of the lifecycle is a table row in the unit tests. The decision is a short cascade:
+
+1. The active color is the one the prod Service selects (the cluster is the record, so a
+   restart at any moment resumes from what is live).
+2. When the desired revision is the active one, keep it at ``replicas``, point preview at
+   it too, and scale the other color to 0 once its rollback window has passed.
+3. Otherwise the desired revision goes to the idle color (updated in place), the preview
+   Service selects it, and, with ``promote``, ONE write of the prod Service switches to it
+   once it is fully rolled out at ``replicas`` and its endpoints are ready.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from bluegreen import desired, names
+from bluegreen.desired import Obj, Owner
+from bluegreen.models import BlueGreenAppSpec, Color, Phase
+from bluegreen.revision import revision_of
+
+Kind = Literal["Deployment", "Service", "Ingress"]
+Verb = Literal["create", "apply", "delete"]
+
+
+@dataclass(frozen=True)
+class App:
+    """The BlueGreenApp as read: who owns the children, and what the user asked for."""
+
+    owner: Owner
+    generation: int
+    spec: BlueGreenAppSpec
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The children that exist (by color or role), whoever owns them, and the ready state
+    of the preview Service's endpoints."""
+
+    deployments: Mapping[Color, Obj] = field(default_factory=dict)
+    services: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
+    ingresses: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
+    preview_endpoints: Sequence[Obj] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    kind: Kind
+    name: str
+    body: Obj | None
+    why: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``status`` will say (conditions are derived from it by the reconciler)."""
+
+    phase: Phase
+    reason: str
+    message: str
+    active_color: Color
+    active_revision: str
+    available: bool
+    preview_color: Color | None = None
+    preview_revision: str | None = None
+    previous_revision: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    status: Status
+    requeue_after: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def switches(self) -> bool:
+        return any(a.why.startswith("switch") for a in self.actions)
+
+
+# ---------------------------------------------------------------- facts about live objects
+
+
+def is_owned_by(obj: Obj, owner: Owner) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("uid") == owner.uid and r.get("controller") for r in refs)
+
+
+def revision_label(obj: Obj | None) -> str | None:
+    if obj is None:
+        return None
+    return (obj["metadata"].get("labels") or {}).get(names.LABEL_REVISION)
+
+
+def annotation(obj: Obj | None, key: str) -> str | None:
+    if obj is None:
+        return None
+    return (obj["metadata"].get("annotations") or {}).get(key)
+
+
+def spec_replicas(dep: Obj) -> int:
+    return int(dep.get("spec", {}).get("replicas", 1))
+
+
+def is_rolled_out(dep: Obj | None, replicas: int) -> bool:
+    """Like ``kubectl rollout status``: the controller saw the latest spec, every pod is
+    updated and available, and no pod of an older ReplicaSet is left."""
+    if dep is None or spec_replicas(dep) != replicas:
+        return False
+    status = dep.get("status") or {}
+    seen = status.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
+    counts = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
+    return seen and all(status.get(c, 0) == replicas for c in counts)
+
+
+def available_replicas(dep: Obj | None) -> int:
+    return int(((dep or {}).get("status") or {}).get("availableReplicas", 0))
+
+
+def has_failed_progress(dep: Obj | None) -> str | None:
+    """The Deployment controller's verdict that a rollout is stuck, as its message."""
+    for cond in ((dep or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return str(cond.get("message") or "progress deadline exceeded")
+    return None
+
+
+def ready_endpoints_of(endpoints: Sequence[Obj], deployment_name: str) -> int:
+    """Ready endpoints that are pods of the named Deployment (pod names start with it)."""
+    prefix = f"{deployment_name}-"
+    return sum(
+        1
+        for ep in endpoints
+        if (ep.get("conditions") or {}).get("ready", True) is not False
+        and (ep.get("targetRef") or {}).get("kind") == "Pod"
+        and str((ep.get("targetRef") or {}).get("name", "")).startswith(prefix)
+    )
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def format_time(value: datetime) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def selected_color(svc: Obj | None) -> Color | None:
+    color = ((svc or {}).get("spec", {}).get("selector") or {}).get(names.LABEL_COLOR)
+    return color if color in names.COLORS else None
+
+
+def template_of(dep: Obj) -> Obj:
+    """The user's pod template a Deployment runs: from our annotation, or, should that be
+    gone, the live template itself (re-applying it changes nothing)."""
+    raw = annotation(dep, names.ANNOTATION_POD_TEMPLATE)
+    if raw:
+        try:
+            parsed = json.loads(raw)
+            if isinstance(parsed, dict):
+                return parsed
+        except ValueError:
+            pass
+    return dict(dep["spec"]["template"])
+
+
+def needs_write(want: Obj, live: Obj | None) -> bool:
+    """Whether live differs from what we would apply: our last-applied hash, plus the
+    fields whose drift matters most (someone may have edited them by hand)."""
+    if live is None:
+        return True
+    if annotation(live, names.ANNOTATION_APPLIED) != desired.applied_hash(want):
+        return True
+    if want["kind"] == "Deployment":
+        return bool(spec_replicas(live) != want["spec"]["replicas"])
+    if want["kind"] == "Service":
+        live_spec = live.get("spec") or {}
+        return bool(
+            live_spec.get("selector") != want["spec"]["selector"]
+            or live_spec.get("type") != want["spec"]["type"]
+        )
+    return False
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class _Children:
+    """The children this app owns, foreign ones left out."""
+
+    deployments: Mapping[Color, Obj]
+    services: Mapping[names.ServiceRole, Obj]
+    ingresses: Mapping[names.ServiceRole, Obj]
+
+
+def _conflicts(app: App, observed: Observed) -> list[tuple[Kind, str]]:
+    found: list[tuple[Kind, str]] = []
+    groups: list[tuple[Kind, Mapping[Any, Obj]]] = [
+        ("Deployment", observed.deployments),
+        ("Service", observed.services),
+        ("Ingress", observed.ingresses),
+    ]
+    for kind, objs in groups:
+        for obj in objs.values():
+            if not is_owned_by(obj, app.owner):
+                found.append((kind, obj["metadata"]["name"]))
+    return found
+
+
+def _ours(app: App, observed: Observed) -> _Children:
+    def keep(objs: Mapping[Any, Obj]) -> dict[Any, Obj]:
+        return {k: v for k, v in objs.items() if is_owned_by(v, app.owner)}
+
+    return _Children(keep(observed.deployments), keep(observed.services), keep(observed.ingresses))
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """Which color serves prod, which (if any) holds a waiting preview, what each color runs."""
+
+    prod_color: Color
+    preview_color: Color | None
+    deployments: dict[Color, Obj]
+    switch_record: dict[str, str]
+    status: Status
+    requeue_after: float | None = None
+    switched: bool = False
+
+
+def plan(app: App, observed: Observed, now: datetime) -> Plan:
+    """The writes that move the app one step towards what its spec asks, and its status."""
+    conflicts = _conflicts(app, observed)
+    ours = _ours(app, observed)
+    decision = _decide(app, ours, observed, now)
+    wanted = _desired_children(app, decision)
+    blocked = set(conflicts)
+    actions = [a for a in _actions(wanted, ours) if (a.kind, a.name) not in blocked]
+    actions += _stale_ingresses(app, ours)
+    status = decision.status
+    warnings: tuple[str, ...] = ()
+    if conflicts:
+        listed = ", ".join(f"{kind} {name}" for kind, name in conflicts)
+        message = (
+            f"{listed} already exists and is not owned by this BlueGreenApp; "
+            "the operator leaves it alone: delete or rename it"
+        )
+        status = replace(status, phase="Degraded", reason="ChildConflict", message=message)
+        warnings = (message,)
+    return Plan(tuple(actions), status, decision.requeue_after, warnings)
+
+
+def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _Decision:
+    want = revision_of(app.spec.template)
+    active = selected_color(ours.services.get("prod")) or "blue"
+    active_dep = ours.deployments.get(active)
+    active_rev = revision_label(active_dep) or want
+    if active_rev == want:
+        return _steady(app, ours, active, want, now)
+    return _new_revision(app, ours, observed, active, active_rev, want, now)
+
+
+def _switch_record(prod: Obj | None) -> dict[str, str]:
+    keys = (names.ANNOTATION_SWITCHED_AT, names.ANNOTATION_PREVIOUS_REVISION)
+    return {k: v for k in keys if (v := annotation(prod, k))}
+
+
+def _rollback_window_end(app: App, idle_dep: Obj | None, record: dict[str, str]) -> datetime | None:
+    """When the previous color may be scaled down; None when the idle color is not it."""
+    switched_at = parse_time(record.get(names.ANNOTATION_SWITCHED_AT))
+    previous = record.get(names.ANNOTATION_PREVIOUS_REVISION)
+    if idle_dep is None or switched_at is None or revision_label(idle_dep) != previous:
+        return None
+    return switched_at + timedelta(seconds=app.spec.scaleDownDelaySeconds)
+
+
+def _steady(app: App, ours: _Children, active: Color, rev: str, now: datetime) -> _Decision:
+    """No new revision: the active color at ``replicas``; the other one drained."""
+    spec = app.spec
+    idle = names.other_color(active)
+    active_dep = ours.deployments.get(active)
+    idle_dep = ours.deployments.get(idle)
+    template = template_of(active_dep) if active_dep else spec.template
+    deployments = {active: desired.deployment(app.owner, active, template, rev, spec.replicas)}
+    record = _switch_record(ours.services.get("prod"))
+    window_end = _rollback_window_end(app, idle_dep, record)
+    keeps_previous = window_end is not None and now < window_end
+    requeue = None
+    if idle_dep is not None and spec_replicas(idle_dep) > 0:
+        if keeps_previous and window_end is not None:
+            requeue = (window_end - now).total_seconds()
+        else:
+            deployments[idle] = _scaled(app, idle, idle_dep, 0)
+    previous = record.get(names.ANNOTATION_PREVIOUS_REVISION)
+    previous_rev = (
+        previous if idle_dep is not None and revision_label(idle_dep) == previous else None
+    )
+    status = _steady_status(app, active, active_dep, rev, previous_rev)
+    if keeps_previous and window_end is not None:
+        status = replace(
+            status,
+            message=f"{status.message}; {idle} keeps revision {previous} until "
+            f"{format_time(window_end)} for an instant rollback",
+        )
+    return _Decision(active, None, deployments, record, status, requeue)
+
+
+def _scaled(app: App, color: Color, dep: Obj, replicas: int) -> Obj:
+    rev = revision_label(dep) or revision_of(template_of(dep))
+    return desired.deployment(app.owner, color, template_of(dep), rev, replicas)
+
+
+def _steady_status(
+    app: App, active: Color, dep: Obj | None, rev: str, previous_rev: str | None
+) -> Status:
+    replicas = app.spec.replicas
+    base = Status(
+        phase="Healthy",
+        reason="Converged",
+        message=f"{active} serves revision {rev}",
+        active_color=active,
+        active_revision=rev,
+        available=dep is not None and available_replicas(dep) >= replicas,
+        previous_revision=previous_rev,
+    )
+    failure = has_failed_progress(dep)
+    if failure:
+        return replace(
+            base, phase="Degraded", reason="RolloutFailed", message=f"{active}: {failure}"
+        )
+    if not is_rolled_out(dep, replicas):
+        have = available_replicas(dep)
+        return replace(
+            base,
+            phase="Progressing",
+            reason="RollingOut",
+            message=f"waiting for {active} (revision {rev}): {have}/{replicas} pods available",
+        )
+    return base
+
+
+def _new_revision(
+    app: App,
+    ours: _Children,
+    observed: Observed,
+    active: Color,
+    active_rev: str,
+    want: str,
+    now: datetime,
+) -> _Decision:
+    """A new revision: onto the idle color, behind the preview Service; switch when allowed."""
+    spec = app.spec
+    idle = names.other_color(active)
+    active_dep = ours.deployments[active]
+    idle_dep = ours.deployments.get(idle)
+    target = spec.replicas if spec.promote else spec.preview_size()
+    preview = desired.deployment(app.owner, idle, spec.template, want, target)
+    deployments = {
+        active: desired.deployment(
+            app.owner, active, template_of(active_dep), active_rev, spec.replicas
+        ),
+        idle: preview,
+    }
+    idle_name = names.deployment_name(app.owner.name, idle)
+    rolled_out = (
+        idle_dep is not None
+        and revision_label(idle_dep) == want
+        and not needs_write(desired.stamped(preview), idle_dep)
+        and is_rolled_out(idle_dep, target)
+    )
+    ready_eps = ready_endpoints_of(observed.preview_endpoints, idle_name)
+    record = _switch_record(ours.services.get("prod"))
+    waiting = Status(
+        phase="Progressing",
+        reason="RollingOut",
+        message="",
+        active_color=active,
+        active_revision=active_rev,
+        available=available_replicas(active_dep) >= spec.replicas,
+        preview_color=idle,
+        preview_revision=want,
+    )
+
+    if spec.promote and rolled_out and ready_eps >= target:
+        record = {
+            names.ANNOTATION_SWITCHED_AT: format_time(now),
+            names.ANNOTATION_PREVIOUS_REVISION: active_rev,
+        }
+        status = Status(
+            "Healthy",
+            "Switched",
+            f"switched prod from {active} (revision {active_rev}) to {idle} (revision {want}); "
+            f"{active} keeps its pods for {spec.scaleDownDelaySeconds}s for an instant rollback",
+            active_color=idle,
+            active_revision=want,
+            available=True,
+            previous_revision=active_rev,
+        )
+        return _Decision(
+            idle, None, deployments, record, status, float(spec.scaleDownDelaySeconds), True
+        )
+
+    failure = has_failed_progress(idle_dep)
+    if failure and revision_label(idle_dep) == want:
+        status = replace(
+            waiting, phase="Degraded", reason="RolloutFailed", message=f"preview {idle}: {failure}"
+        )
+    elif not rolled_out:
+        have = available_replicas(idle_dep) if revision_label(idle_dep) == want else 0
+        status = replace(
+            waiting,
+            message=f"rolling out revision {want} on {idle}: {have}/{target} pods available",
+        )
+    elif not spec.promote:
+        preview_service = names.service_name(app.owner.name, "preview")
+        status = replace(
+            waiting,
+            phase="Paused",
+            reason="WaitingForPromotion",
+            message=f"revision {want} is ready on {idle} behind Service {preview_service}; "
+            "set spec.promote to true to switch prod to it",
+        )
+    else:
+        status = replace(
+            waiting,
+            reason="WaitingForEndpoints",
+            message=f"revision {want} is rolled out on {idle}; waiting for the preview Service "
+            f"to list its pods ready: {ready_eps}/{target}",
+        )
+    return _Decision(active, idle, deployments, record, status)
+
+
+def _desired_children(app: App, decision: _Decision) -> list[Obj]:
+    spec = app.spec
+    children: list[Obj] = [
+        decision.deployments[c] for c in names.COLORS if c in decision.deployments
+    ]
+    children.append(
+        desired.service(app.owner, "prod", spec, decision.prod_color, decision.switch_record)
+    )
+    children.append(
+        desired.service(app.owner, "preview", spec, decision.preview_color or decision.prod_color)
+    )
+    if spec.ingress is not None:
+        children += [desired.ingress(app.owner, role, spec) for role in names.SERVICE_ROLES]
+    return children
+
+
+def _actions(wanted: list[Obj], ours: _Children) -> list[Action]:
+    live_by_name = {
+        (obj["kind"], obj["metadata"]["name"]): obj
+        for group in (ours.deployments, ours.services, ours.ingresses)
+        for obj in group.values()
+    }
+    actions = []
+    for want in wanted:
+        key = (want["kind"], want["metadata"]["name"])
+        live = live_by_name.get(key)
+        body = desired.stamped(want)
+        if not needs_write(want, live):
+            continue
+        verb: Verb = "create" if live is None else "apply"
+        actions.append(Action(verb, want["kind"], key[1], body, _why(want, live)))
+    return actions
+
+
+def _why(want: Obj, live: Obj | None) -> str:
+    kind, name = want["kind"], want["metadata"]["name"]
+    if live is None:
+        return f"create {kind} {name}"
+    if kind == "Service":
+        color = want["spec"]["selector"][names.LABEL_COLOR]
+        if (
+            selected_color(live) != color
+            and names.ANNOTATION_SWITCHED_AT in (want["metadata"].get("annotations") or {})
+            and annotation(live, names.ANNOTATION_SWITCHED_AT)
+            != want["metadata"]["annotations"][names.ANNOTATION_SWITCHED_AT]
+        ):
+            return f"switch Service {name} to {color}"
+        return f"update Service {name} (selects {color})"
+    if kind == "Deployment":
+        rev, replicas = revision_label(want), want["spec"]["replicas"]
+        if revision_label(live) != rev:
+            return f"deploy revision {rev} to {name} at {replicas} replicas"
+        return f"scale {name} to {replicas} replicas"
+    return f"update {kind} {name}"
+
+
+def _stale_ingresses(app: App, ours: _Children) -> list[Action]:
+    if app.spec.ingress is not None:
+        return []
+    return [
+        Action(
+            "delete",
+            "Ingress",
+            obj["metadata"]["name"],
+            None,
+            f"delete Ingress {obj['metadata']['name']}: spec.ingress was removed",
+        )
+        for obj in ours.ingresses.values()
+    ]
