@@ -1,0 +1,225 @@
+"""The one module that talks to the Kubernetes API, and owns the 404/409 policy.
+
+Objects travel as plain dicts (the JSON the API server sends), not as client models: the
+planner works on plain data, and skipping deserialisation keeps reconciles cheap.
+Every function is one request plus normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import kubernetes
+
+from bluegreen import names
+from bluegreen.models import GROUP, KIND, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+# Where each kind lives in the REST API.
+_BASES: Mapping[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Service": ("/api/v1", "services"),
+    "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
+    "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
+    "Event": ("/api/v1", "events"),
+    KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
+}
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class ApiError(Exception):
+    """A request the API server refused, with its HTTP status and its own message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def is_invalid(self) -> bool:
+        """The request itself is wrong (bad input): retrying it unchanged cannot help."""
+        return self.status in (400, 422)
+
+
+class Kube:
+    """A thin, thread-safe facade over one API client connection pool."""
+
+    def __init__(self, client: kubernetes.client.ApiClient, timeout: float = 30.0) -> None:
+        self._client = client
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()  # method -> count, for tests and benchmarks
+
+    @classmethod
+    def from_environment(cls, pool_size: int = 16) -> Kube:
+        """In a pod: its service account; elsewhere: the kubeconfig (KUBECONFIG honoured)."""
+        config = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
+        config.connection_pool_maxsize = pool_size
+        return cls(kubernetes.client.ApiClient(configuration=config))
+
+    # ------------------------------------------------------------------ transport
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        with self._lock:
+            self.requests[method] += 1
+        serialized = self._client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        method_, url, headers, body_, _ = serialized
+        response = self._client.call_api(
+            method_, url, header_params=headers, body=body_, _request_timeout=self._timeout
+        )
+        raw = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise _error_from(response.status, response.reason, raw)
+        return json.loads(raw) if raw else {}
+
+    @staticmethod
+    def path(kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+        base, plural = _BASES[kind]
+        path = f"{base}/namespaces/{quote(namespace)}/{plural}"
+        if name:
+            path += f"/{quote(name)}"
+        if sub:
+            path += f"/{sub}"
+        return path
+
+    @property
+    def writes(self) -> int:
+        return sum(n for method, n in self.requests.items() if method in WRITE_METHODS)
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """The object, or None when it does not exist (404 is an answer, not an error)."""
+        try:
+            return self._request("GET", self.path(kind, namespace, name))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def endpoints_of_service(self, namespace: str, service: str) -> list[Obj]:
+        """All endpoints of all EndpointSlices of a Service."""
+        found = self._request(
+            "GET",
+            self.path("EndpointSlice", namespace),
+            query={"labelSelector": f"kubernetes.io/service-name={service}"},
+        )
+        return [ep for s in found.get("items", []) for ep in s.get("endpoints") or []]
+
+    # ------------------------------------------------------------------ writes
+
+    def create(self, namespace: str, body: Obj) -> Obj:
+        """Create, never overwrite: 409 (it appeared meanwhile) is raised to the caller,
+        whose next pass then sees who owns it."""
+        return self._request("POST", self.path(body["kind"], namespace), body=body)
+
+    def apply(self, namespace: str, body: Obj) -> Obj:
+        """Server-side apply as the operator's field manager. Fields it applied before and
+        no longer applies are removed; fields others set (not conflicting) are kept."""
+        return self._request(
+            "PATCH",
+            self.path(body["kind"], namespace, body["metadata"]["name"]),
+            body=body,
+            query={"fieldManager": names.MANAGER, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete; already gone is fine. With a uid, only that very object is deleted."""
+        body = {"preconditions": {"uid": uid}} if uid else None
+        try:
+            self._request("DELETE", self.path(kind, namespace, name), body=body)
+        except ApiError as err:
+            if err.status != 404:
+                raise
+
+    def patch_app_status(self, namespace: str, name: str, status: Obj) -> None:
+        """Merge-patch the BlueGreenApp's status subresource; the app being gone is fine."""
+        try:
+            self._request(
+                "PATCH",
+                self.path(KIND, namespace, name, "status"),
+                body={"status": status},
+                content_type="application/merge-patch+json",
+            )
+        except ApiError as err:
+            if err.status != 404:
+                raise
+
+    def post_event(self, app: Obj, type_: str, reason: str, message: str) -> None:
+        """Record an Event on the BlueGreenApp (`kubectl describe bga` shows it).
+
+        Events are best-effort: failing to post one must not fail a reconcile."""
+        meta = app["metadata"]
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": app["apiVersion"],
+                "kind": app["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": names.MANAGER},
+            "reportingComponent": names.MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._request("POST", self.path("Event", meta["namespace"]), body=event)
+        except (ApiError, OSError) as err:
+            log.warning(
+                "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err
+            )
+
+
+def _error_from(status: int, reason: str | None, raw: bytes | None) -> ApiError:
+    message = ""
+    try:
+        message = str(json.loads(raw or b"{}").get("message", ""))
+    except ValueError:
+        message = (raw or b"").decode(errors="replace")[:500]
+    return ApiError(status, reason or "", message)
