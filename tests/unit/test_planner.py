@@ -1,0 +1,444 @@
+"""Table-driven tests of the pure planner: every case of the lifecycle, no cluster."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bluegreen import desired, names
+from bluegreen.desired import Owner
+from bluegreen.models import BlueGreenAppSpec, Color
+from bluegreen.planner import App, Observed, Plan, plan
+from bluegreen.revision import revision_of
+
+Obj = dict[str, Any]
+
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+OWNER = Owner(name="demo", namespace="shop", uid="uid-1")
+STRANGER = Owner(name="demo", namespace="shop", uid="uid-of-another-app")
+
+
+def template(image: str) -> Obj:
+    return {
+        "metadata": {"labels": {"tier": "web"}},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }
+
+
+T1, T2, T3 = template("hello:1"), template("hello:2"), template("hello:3")
+R1, R2, R3 = revision_of(T1), revision_of(T2), revision_of(T3)
+
+
+def spec(tpl: Obj = T1, **fields: Any) -> BlueGreenAppSpec:
+    return BlueGreenAppSpec.model_validate(
+        {"replicas": 3, "template": tpl, "service": {"ports": [{"port": 80}]}, **fields}
+    )
+
+
+def app(tpl: Obj = T1, **fields: Any) -> App:
+    return App(owner=OWNER, generation=1, spec=spec(tpl, **fields))
+
+
+def deployment(
+    color: Color, tpl: Obj, replicas: int, ready: int | None = None, owner: Owner = OWNER
+) -> Obj:
+    """A live Deployment as the API server would show it after we applied it."""
+    obj = desired.stamped(desired.deployment(owner, color, tpl, revision_of(tpl), replicas))
+    ready = replicas if ready is None else ready
+    obj["metadata"]["generation"] = 1
+    obj["status"] = {
+        "observedGeneration": 1,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+    }
+    return obj
+
+
+def service(
+    role: names.ServiceRole,
+    color: Color,
+    app_spec: BlueGreenAppSpec | None = None,
+    record: dict[str, str] | None = None,
+    owner: Owner = OWNER,
+) -> Obj:
+    return desired.stamped(desired.service(owner, role, app_spec or spec(), color, record))
+
+
+def switched(at: datetime, previous: str) -> dict[str, str]:
+    return {
+        names.ANNOTATION_SWITCHED_AT: at.isoformat().replace("+00:00", "Z"),
+        names.ANNOTATION_PREVIOUS_REVISION: previous,
+    }
+
+
+def endpoints(deployment_name: str, count: int, ready: bool = True) -> list[Obj]:
+    return [
+        {
+            "addresses": [f"10.244.0.{i}"],
+            "conditions": {"ready": ready},
+            "targetRef": {"kind": "Pod", "name": f"{deployment_name}-5d9c7-{i:05d}"},
+        }
+        for i in range(count)
+    ]
+
+
+def observed(
+    blue: Obj | None = None,
+    green: Obj | None = None,
+    prod: Obj | None = None,
+    preview: Obj | None = None,
+    eps: list[Obj] | None = None,
+    ingresses: dict[names.ServiceRole, Obj] | None = None,
+) -> Observed:
+    deps = {c: d for c, d in (("blue", blue), ("green", green)) if d is not None}
+    svcs = {r: s for r, s in (("prod", prod), ("preview", preview)) if s is not None}
+    return Observed(deps, svcs, ingresses or {}, eps or [])  # type: ignore[arg-type]
+
+
+def steady_blue(tpl: Obj = T1, **fields: Any) -> Observed:
+    """blue runs tpl, both Services select it."""
+    s = spec(tpl, **fields)
+    return observed(
+        blue=deployment("blue", tpl, s.replicas),
+        prod=service("prod", "blue", s),
+        preview=service("preview", "blue", s),
+    )
+
+
+def writes(p: Plan) -> list[tuple[str, str, str]]:
+    return [(a.verb, a.kind, a.name) for a in p.actions]
+
+
+def body(p: Plan, kind: str, name: str) -> Obj:
+    found = [a.body for a in p.actions if a.kind == kind and a.name == name]
+    assert len(found) == 1 and found[0] is not None, writes(p)
+    return found[0]
+
+
+def selector_color(svc: Obj) -> str:
+    return str(svc["spec"]["selector"][names.LABEL_COLOR])
+
+
+# ------------------------------------------------------------------ 1. create
+
+
+def test_create_makes_blue_and_both_services_select_it() -> None:
+    p = plan(app(), observed(), NOW)
+    assert writes(p) == [
+        ("create", "Deployment", "demo-blue"),
+        ("create", "Service", "demo"),
+        ("create", "Service", "demo-preview"),
+    ]
+    blue = body(p, "Deployment", "demo-blue")
+    assert blue["spec"]["replicas"] == 3
+    assert blue["metadata"]["labels"][names.LABEL_REVISION] == R1
+    assert blue["spec"]["template"]["metadata"]["labels"]["tier"] == "web"  # user's label kept
+    assert selector_color(body(p, "Service", "demo")) == "blue"
+    assert selector_color(body(p, "Service", "demo-preview")) == "blue"
+    assert (p.status.phase, p.status.active_color, p.status.active_revision) == (
+        "Progressing",
+        "blue",
+        R1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ready", "phase"),
+    [pytest.param(1, "Progressing", id="partly-ready"), pytest.param(3, "Healthy", id="ready")],
+)
+def test_create_is_progressing_until_blue_is_available(ready: int, phase: str) -> None:
+    obs = steady_blue()
+    obs.deployments["blue"]["status"]["availableReplicas"] = ready  # type: ignore[index]
+    obs.deployments["blue"]["status"]["readyReplicas"] = ready  # type: ignore[index]
+    p = plan(app(), obs, NOW)
+    assert writes(p) == []
+    assert p.status.phase == phase
+
+
+def test_converged_app_needs_no_write() -> None:
+    p = plan(app(), steady_blue(), NOW)
+    assert writes(p) == []
+    assert p.status.phase == "Healthy"
+    assert p.status.preview_color is None
+    assert p.requeue_after is None
+
+
+# ------------------------------------------------------------------ 2. a new revision
+
+
+@pytest.mark.parametrize(
+    ("fields", "size"),
+    [
+        pytest.param({}, 3, id="preview-at-replicas"),
+        pytest.param({"previewReplicas": 1}, 1, id="preview-replicas"),
+        pytest.param({"previewReplicas": 9}, 3, id="preview-replicas-capped"),
+    ],
+)
+def test_template_change_deploys_the_idle_color_behind_preview(
+    fields: dict[str, Any], size: int
+) -> None:
+    p = plan(app(T2, **fields), steady_blue(), NOW)
+    assert writes(p) == [
+        ("create", "Deployment", "demo-green"),
+        ("apply", "Service", "demo-preview"),
+    ]
+    green = body(p, "Deployment", "demo-green")
+    assert green["spec"]["replicas"] == size
+    assert green["metadata"]["labels"][names.LABEL_REVISION] == R2
+    assert selector_color(body(p, "Service", "demo-preview")) == "green"
+    assert (p.status.phase, p.status.preview_color, p.status.preview_revision) == (
+        "Progressing",
+        "green",
+        R2,
+    )
+    assert p.status.active_color == "blue"
+
+
+def preview_waiting(tpl: Obj = T2, ready: int | None = None, **fields: Any) -> Observed:
+    s = spec(tpl, **fields)
+    size = s.preview_size()
+    return observed(
+        blue=deployment("blue", T1, 3),
+        green=deployment("green", tpl, size, ready),
+        prod=service("prod", "blue", s),
+        preview=service("preview", "green", s),
+        eps=endpoints("demo-green", size if ready is None else ready),
+    )
+
+
+def test_ready_preview_waits_for_promote() -> None:
+    p = plan(app(T2), preview_waiting(), NOW)
+    assert writes(p) == []
+    assert p.status.phase == "Paused"
+    assert "spec.promote" in p.status.message
+    assert (p.status.active_color, p.status.preview_color) == ("blue", "green")
+
+
+def test_preview_not_yet_ready_is_progressing() -> None:
+    p = plan(app(T2), preview_waiting(ready=1), NOW)
+    assert writes(p) == []
+    assert p.status.phase == "Progressing"
+    assert "1/3" in p.status.message
+
+
+# ------------------------------------------------------------------ 3. promotion
+
+
+def test_promote_scales_a_small_preview_up_before_switching() -> None:
+    p = plan(app(T2, promote=True, previewReplicas=1), preview_waiting(previewReplicas=1), NOW)
+    assert writes(p) == [("apply", "Deployment", "demo-green")]
+    assert body(p, "Deployment", "demo-green")["spec"]["replicas"] == 3
+    assert not p.switches
+
+
+def test_promote_waits_for_the_preview_endpoints() -> None:
+    obs = preview_waiting()
+    obs = observed(**{**_parts(obs), "eps": endpoints("demo-green", 3, ready=False)})
+    p = plan(app(T2, promote=True), obs, NOW)
+    assert writes(p) == []
+    assert p.status.reason == "WaitingForEndpoints"
+
+
+def test_endpoints_of_the_other_color_do_not_count() -> None:
+    obs = observed(**{**_parts(preview_waiting()), "eps": endpoints("demo-blue", 3)})
+    p = plan(app(T2, promote=True), obs, NOW)
+    assert not p.switches
+
+
+def test_promote_switches_prod_in_one_write_when_fully_ready() -> None:
+    p = plan(app(T2, promote=True), preview_waiting(), NOW)
+    assert writes(p) == [("apply", "Service", "demo")]
+    prod = body(p, "Service", "demo")
+    assert selector_color(prod) == "green"
+    annotations = prod["metadata"]["annotations"]
+    assert annotations[names.ANNOTATION_PREVIOUS_REVISION] == R1
+    assert annotations[names.ANNOTATION_SWITCHED_AT] == "2026-11-26T12:00:00Z"
+    assert p.switches
+    assert (p.status.phase, p.status.active_color, p.status.active_revision) == (
+        "Healthy",
+        "green",
+        R2,
+    )
+    assert p.status.preview_color is None
+    assert p.status.previous_revision == R1
+    assert p.requeue_after == 30
+
+
+def after_switch(at: datetime, blue_replicas: int = 3) -> Observed:
+    s = spec(T2)
+    return observed(
+        blue=deployment("blue", T1, blue_replicas),
+        green=deployment("green", T2, 3),
+        prod=service("prod", "green", s, switched(at, R1)),
+        preview=service("preview", "green", s),
+    )
+
+
+def test_after_a_switch_the_previous_color_keeps_its_pods_for_the_delay() -> None:
+    p = plan(app(T2, promote=True), after_switch(NOW - timedelta(seconds=10)), NOW)
+    assert writes(p) == []  # restarted right after the switch: no second switch, no flap
+    assert p.requeue_after == pytest.approx(20)
+    assert p.status.previous_revision == R1
+    assert "instant rollback" in p.status.message
+
+
+def test_after_the_delay_the_previous_color_is_scaled_to_zero_not_deleted() -> None:
+    p = plan(app(T2, promote=True), after_switch(NOW - timedelta(seconds=31)), NOW)
+    assert writes(p) == [("apply", "Deployment", "demo-blue")]
+    blue = body(p, "Deployment", "demo-blue")
+    assert blue["spec"]["replicas"] == 0
+    assert blue["metadata"]["labels"][names.LABEL_REVISION] == R1  # its revision is kept
+    assert p.requeue_after is None
+
+
+# ------------------------------------------------------------------ 4. changes before promotion
+
+
+def test_template_changed_again_updates_the_preview_in_place() -> None:
+    p = plan(app(T3), preview_waiting(), NOW)
+    assert writes(p) == [("apply", "Deployment", "demo-green")]
+    assert body(p, "Deployment", "demo-green")["metadata"]["labels"][names.LABEL_REVISION] == R3
+    assert p.status.preview_revision == R3
+
+
+def test_reverting_to_the_active_revision_abandons_the_preview() -> None:
+    p = plan(app(T1), preview_waiting(), NOW)
+    assert writes(p) == [
+        ("apply", "Deployment", "demo-green"),
+        ("apply", "Service", "demo-preview"),
+    ]
+    assert body(p, "Deployment", "demo-green")["spec"]["replicas"] == 0
+    assert selector_color(body(p, "Service", "demo-preview")) == "blue"
+    assert p.status.preview_color is None
+    assert p.status.phase == "Healthy"
+
+
+# ------------------------------------------------------------------ 5. rollback
+
+
+def test_rollback_while_the_previous_color_runs_switches_with_no_new_pods() -> None:
+    obs = after_switch(NOW - timedelta(seconds=10))
+    obs = observed(
+        **{**_parts(obs), "preview": service("preview", "blue"), "eps": endpoints("demo-blue", 3)}
+    )
+    p = plan(app(T1, promote=True), obs, NOW)
+    assert writes(p) == [("apply", "Service", "demo")]
+    assert selector_color(body(p, "Service", "demo")) == "blue"
+    assert p.status.active_revision == R1
+
+
+def test_rollback_to_a_scaled_down_color_scales_it_up_first() -> None:
+    obs = after_switch(NOW - timedelta(minutes=5), blue_replicas=0)
+    p = plan(app(T1, promote=True), obs, NOW)
+    assert writes(p) == [
+        ("apply", "Deployment", "demo-blue"),
+        ("apply", "Service", "demo-preview"),
+    ]
+    blue = body(p, "Deployment", "demo-blue")
+    assert (blue["spec"]["replicas"], blue["metadata"]["labels"][names.LABEL_REVISION]) == (3, R1)
+    assert not p.switches
+
+
+# ------------------------------------------------------------------ 6, 7. in-place changes
+
+
+def test_replicas_change_is_applied_in_place_to_the_active_color() -> None:
+    p = plan(app(T1, replicas=5), steady_blue(), NOW)
+    assert writes(p) == [("apply", "Deployment", "demo-blue")]
+    blue = body(p, "Deployment", "demo-blue")
+    assert (blue["spec"]["replicas"], blue["metadata"]["labels"][names.LABEL_REVISION]) == (5, R1)
+
+
+@pytest.mark.parametrize(
+    "service_spec",
+    [
+        pytest.param({"ports": [{"port": 8080}]}, id="port"),
+        pytest.param({"ports": [{"port": 80}], "type": "NodePort"}, id="type"),
+    ],
+)
+def test_service_change_patches_both_services(service_spec: Obj) -> None:
+    p = plan(app(T1, service=service_spec), steady_blue(), NOW)
+    assert writes(p) == [("apply", "Service", "demo"), ("apply", "Service", "demo-preview")]
+
+
+INGRESS = {"host": "hello.example.com", "previewHost": "hello-preview.example.com"}
+
+
+def test_ingress_creates_one_per_host() -> None:
+    p = plan(app(T1, ingress=INGRESS), steady_blue(), NOW)
+    assert writes(p) == [("create", "Ingress", "demo"), ("create", "Ingress", "demo-preview")]
+    rule = body(p, "Ingress", "demo-preview")["spec"]["rules"][0]
+    assert rule["host"] == "hello-preview.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "demo-preview"
+
+
+def test_removing_ingress_deletes_the_owned_ones() -> None:
+    s = spec(T1, ingress=INGRESS)
+    ing = {r: desired.stamped(desired.ingress(OWNER, r, s)) for r in names.SERVICE_ROLES}
+    obs = observed(**_parts(steady_blue()), ingresses=ing)
+    p = plan(app(T1), obs, NOW)
+    assert writes(p) == [("delete", "Ingress", "demo"), ("delete", "Ingress", "demo-preview")]
+
+
+# ------------------------------------------------------------------ 9. objects we do not own
+
+
+def test_a_foreign_service_is_left_alone_and_reported() -> None:
+    parts = _parts(steady_blue())
+    parts["prod"] = service("prod", "blue", owner=STRANGER)
+    p = plan(app(), observed(**parts), NOW)
+    assert ("apply", "Service", "demo") not in writes(p)
+    assert ("create", "Service", "demo") not in writes(p)
+    assert p.status.phase == "Degraded"
+    assert p.status.reason == "ChildConflict"
+    assert "Service demo" in p.status.message
+    assert p.warnings
+
+
+def test_a_foreign_idle_deployment_blocks_the_preview_and_the_switch() -> None:
+    parts = _parts(preview_waiting())
+    parts["green"] = deployment("green", T2, 3, owner=STRANGER)
+    p = plan(app(T2, promote=True), observed(**parts), NOW)
+    assert all(a.name != "demo-green" for a in p.actions)
+    assert not p.switches
+    assert p.status.phase == "Degraded"
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_a_stuck_preview_rollout_is_degraded_with_the_reason() -> None:
+    obs = preview_waiting(ready=0)
+    green = obs.deployments["green"]
+    green["status"]["conditions"] = [  # type: ignore[index]
+        {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "message": 'ReplicaSet "demo-green-1" has timed out progressing.',
+        }
+    ]
+    p = plan(app(T2), obs, NOW)
+    assert p.status.phase == "Degraded"
+    assert "timed out progressing" in p.status.message
+
+
+def test_revision_ignores_key_order() -> None:
+    shuffled = {"spec": copy.deepcopy(T1["spec"]), "metadata": copy.deepcopy(T1["metadata"])}
+    assert revision_of(shuffled) == R1
+    assert R1 != R2
+
+
+def _parts(obs: Observed) -> dict[str, Any]:
+    return {
+        "blue": obs.deployments.get("blue"),
+        "green": obs.deployments.get("green"),
+        "prod": obs.services.get("prod"),
+        "preview": obs.services.get("preview"),
+        "eps": list(obs.preview_endpoints),
+    }
