@@ -78,7 +78,6 @@ class Plan:
     actions: tuple[Action, ...]
     status: Status
     requeue_after: float | None = None
-    warnings: tuple[str, ...] = ()
 
     @property
     def switches(self) -> bool:
@@ -250,7 +249,6 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
     actions = [a for a in _actions(wanted, ours) if (a.kind, a.name) not in blocked]
     actions += _stale_ingresses(app, ours)
     status = decision.status
-    warnings: tuple[str, ...] = ()
     if conflicts:
         listed = ", ".join(f"{kind} {name}" for kind, name in conflicts)
         message = (
@@ -258,8 +256,7 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
             "the operator leaves it alone: delete or rename it"
         )
         status = replace(status, phase="Degraded", reason="ChildConflict", message=message)
-        warnings = (message,)
-    return Plan(tuple(actions), status, decision.requeue_after, warnings)
+    return Plan(tuple(actions), status, decision.requeue_after)
 
 
 def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _Decision:

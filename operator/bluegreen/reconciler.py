@@ -62,10 +62,11 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
         status = replace(
             status, phase="Degraded", reason="ChildRejected", message="; ".join(outcome.failures)
         )
-    write_status(kube, body, status_body(status, generation, body.get("status") or {}, now))
-    for warning in the_plan.warnings:
-        if warning != (body.get("status") or {}).get("message"):
-            kube.post_event(body, "Warning", "ChildConflict", warning)
+    previous = body.get("status") or {}
+    write_status(kube, body, status_body(status, generation, previous, now))
+    if status.phase == "Degraded" and status.message != previous.get("message"):
+        # One Warning per new problem, not one per pass: the status carries it meanwhile.
+        kube.post_event(body, "Warning", status.reason, status.message)
     return outcome
 
 

@@ -1,0 +1,54 @@
+"""Fixtures for end-to-end tests of the operator on the local control plane."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driver import Driver
+from kubehelpers import KubeCluster, wait_for
+from operator_process import OperatorProcess
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
+
+
+@pytest.fixture(scope="session")
+def driver(kube_cluster: KubeCluster) -> Iterator[Driver]:
+    """Reads and writes objects the way a user (or a GitOps tool) would."""
+    with kube_cluster.api_client() as api:
+        yield Driver(api)
+
+
+@pytest.fixture(scope="session")
+def bluegreen_crd(kube_cluster: KubeCluster, driver: Driver) -> None:
+    """The BlueGreenApp CRD from crds/, applied and established (idempotent)."""
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", str(CRDS)], check=True, capture_output=True
+    )
+    wait_for(driver.crd_established, timeout=30, what="the BlueGreenApp CRD to be established")
+
+
+@pytest.fixture
+def operator(
+    bluegreen_crd: None, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    """The operator, watching only this test's namespace."""
+    op = OperatorProcess(namespace, tmp_path / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(f"--- operator log ({op.log_path}) ---\n{op.tail(200)}")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report

@@ -1,0 +1,129 @@
+"""Bad input gets a clear answer: the CRD schema refuses what it can, the rest becomes a
+Degraded condition and an Event, and the operator keeps serving the other apps."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from kubernetes.dynamic.exceptions import DynamicApiError
+
+from bluegreen import reconciler
+from bluegreen.kube import Kube
+
+from driver import Driver
+from kubehelpers import KubeCluster, wait_for
+from operator_process import OperatorProcess
+from specs import hello
+
+pytestmark = pytest.mark.e2e
+
+Obj = dict[str, Any]
+
+
+def without(spec: Obj, *path: Any) -> Obj:
+    out = copy.deepcopy(spec)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return out
+
+
+def with_(spec: Obj, value: Any, *path: Any) -> Obj:
+    out = copy.deepcopy(spec)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return out
+
+
+VALID = hello()
+INGRESS = {"host": "a.example.com", "previewHost": "b.example.com"}
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "complaint"),
+    [
+        pytest.param("hello", with_(VALID, -1, "replicas"), "replicas", id="negative-replicas"),
+        pytest.param("hello", with_(VALID, "two", "replicas"), "replicas", id="replicas-not-int"),
+        pytest.param("hello", without(VALID, "template"), "template", id="no-template"),
+        pytest.param(
+            "hello", with_(VALID, {"spec": {}}, "template"), "containers", id="no-containers"
+        ),
+        pytest.param("hello", without(VALID, "service"), "service", id="no-service"),
+        pytest.param("hello", with_(VALID, [], "service", "ports"), "ports", id="no-ports"),
+        pytest.param(
+            "hello", with_(VALID, "ExternalName", "service", "type"), "type", id="bad-type"
+        ),
+        pytest.param(
+            "hello", with_(VALID, 70000, "service", "ports", 0, "port"), "port", id="bad-port"
+        ),
+        pytest.param(
+            "hello", with_(VALID, -5, "scaleDownDelaySeconds"), "scaleDownDelay", id="neg-delay"
+        ),
+        pytest.param("hello", with_(VALID, "yes", "promote"), "promote", id="promote-not-bool"),
+        pytest.param(
+            "hello",
+            with_(VALID, {**INGRESS, "previewHost": "a.example.com"}, "ingress"),
+            "previewHost must differ",
+            id="same-hosts",
+        ),
+        pytest.param(
+            "hello",
+            with_(VALID, [{"port": 80}, {"port": 81}], "service", "ports"),
+            "needs a name",
+            id="unnamed-ports",
+        ),
+        pytest.param("a" * 56, VALID, "at most 55", id="name-too-long"),
+        pytest.param("1hello", VALID, "DNS-1035", id="name-starts-with-digit"),
+    ],
+)
+def test_schema_refuses_invalid_apps(
+    driver: Driver, namespace: str, bluegreen_crd: None, name: str, spec: Obj, complaint: str
+) -> None:
+    with pytest.raises(DynamicApiError) as refused:
+        driver.create_app(namespace, name, spec)
+    assert refused.value.status == 422
+    assert complaint in str(refused.value.body)
+
+
+def test_what_the_schema_cannot_catch_is_degraded_and_others_keep_being_served(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    broken = hello()
+    broken["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "lots"}}
+    driver.create_app(namespace, "broken", broken)
+    driver.create_app(namespace, "fine", hello())
+
+    app = driver.wait_app(namespace, "broken", phase="Degraded")
+    assert "Deployment broken-blue was refused by the API server" in app["status"]["message"]
+    assert "cpu" in app["status"]["message"]
+    driver.wait_app(namespace, "fine", phase="Healthy")
+    wait_for(
+        lambda: driver.events(namespace, "broken", "ChildRejected"),
+        timeout=10,
+        what="a Warning Event on the broken app",
+    )
+
+    # Fixing the spec heals it.
+    driver.patch_spec(namespace, "broken", {"template": hello()["template"]})
+    driver.wait_app(namespace, "broken", phase="Healthy", activeColor="blue")
+
+
+def test_a_converged_app_costs_no_write(
+    driver: Driver, namespace: str, operator: OperatorProcess, kube_cluster: KubeCluster
+) -> None:
+    driver.create_app(namespace, "steady", hello(ingress=INGRESS, previewReplicas=1, promote=False))
+    driver.wait_app(namespace, "steady", phase="Healthy")
+    operator.stop()
+
+    with kube_cluster.api_client() as api:
+        kube = Kube(api)
+        outcome = reconciler.reconcile(kube, namespace, "steady")
+
+    assert outcome.failures == []
+    assert kube.writes == 0, kube.requests
+    assert set(kube.requests) == {"GET"}
