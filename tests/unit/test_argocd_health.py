@@ -14,9 +14,11 @@ import lupa.lua54
 import pytest
 import yaml
 
-ARGOCD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "argocd"
+REPO = Path(__file__).resolve().parents[2]
+ARGOCD_DIR = REPO / "deploy" / "argocd"
 HEALTH_LUA = ARGOCD_DIR / "health.lua"
 CM_PATCH = ARGOCD_DIR / "argocd-cm-patch.yaml"
+DOC = REPO / "docs" / "argocd.md"
 CM_KEY = "resource.customizations.health.bluegreen.dev_BlueGreenApp"
 
 
@@ -137,3 +139,14 @@ def test_configmap_patch_embeds_health_lua_verbatim() -> None:
         "labels": {"app.kubernetes.io/name": "argocd-cm", "app.kubernetes.io/part-of": "argocd"},
     }
     assert patch["data"][CM_KEY] == HEALTH_LUA.read_text()
+
+
+@pytest.mark.parametrize(
+    "embedded",
+    [
+        pytest.param(CM_PATCH, id="argocd-cm-patch"),
+        pytest.param(ARGOCD_DIR / "application.yaml", id="application"),
+    ],
+)
+def test_docs_show_the_files_as_they_are(embedded: Path) -> None:
+    assert f"```yaml\n{embedded.read_text().rstrip()}\n```" in DOC.read_text()
