@@ -73,6 +73,7 @@ fi
 mkdir -p "${cache}/bin"
 tmp=$(mktemp -d "${cache}/bin/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"
 
 jobs=${BUILD_JOBS:-2}
 # go.sum is committed: -mod=readonly builds exactly the pinned graph. The user's GOFLAGS
