@@ -40,6 +40,13 @@ cluster-down: ## stop the local control plane and remove its state
 crds: venv ## generate crds/ from the pydantic models
 	$(PY) -m bluegreen.crdgen crds/
 
+.PHONY: docs
+docs: venv ## regenerate the API reference in README.md from the models
+	$(PY) -m bluegreen.docgen README.md
+
+.PHONY: generate
+generate: crds docs ## everything generated from the models
+
 .PHONY: lint
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check operator tests

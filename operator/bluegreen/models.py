@@ -63,7 +63,7 @@ class _Model(BaseModel):
 
 
 class ServicePort(_Model):
-    """One port of the prod and preview Services, as in a Service's ``spec.ports``."""
+    """One port of the prod and preview Services, as in a Service's `spec.ports`."""
 
     name: str | None = Field(
         default=None, description="Port name; required by Kubernetes when there are several."
@@ -86,7 +86,7 @@ class ServicePort(_Model):
 
 
 class ServiceSpec(_Model):
-    """The prod Service ``<name>`` and the preview Service ``<name>-preview``."""
+    """The prod Service `<name>` and the preview Service `<name>-preview`."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -108,14 +108,14 @@ class ServiceSpec(_Model):
 
 
 class IngressTLS(_Model):
-    """A TLS entry, as in an Ingress's ``spec.tls``."""
+    """A TLS entry, as in an Ingress's `spec.tls`."""
 
     hosts: list[str] = Field(default_factory=list, description="Hosts the certificate covers.")
     secretName: str | None = Field(default=None, description="Secret holding the certificate.")
 
 
 class IngressSpec(_Model):
-    """Ingresses ``<name>`` (prod host) and ``<name>-preview`` (preview host)."""
+    """Ingresses `<name>` (prod host) and `<name>-preview` (preview host)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -184,11 +184,11 @@ class BlueGreenAppSpec(_Model):
 class Condition(_Model):
     """A Kubernetes-style condition."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    lastTransitionTime: str
+    type: str = Field(description="`Available`, `Progressing` or `Degraded`.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether it holds.")
+    reason: str = Field(description="A CamelCase word for programs, e.g. `WaitingForPromotion`.")
+    message: str = Field(default="", description="The same for people.")
+    lastTransitionTime: str = Field(description="When `status` last changed (RFC 3339).")
 
 
 class BlueGreenAppStatus(_Model):
