@@ -23,12 +23,20 @@ pids=${dir}/pids
 kubeconfig=${dir}/kubeconfig
 
 HOST=127.0.0.1
-ETCD_PORT=23790
-ETCD_PEER_PORT=23800
-APISERVER_PORT=16443
-KCM_PORT=20257
-SCHEDULER_PORT=20259
-KWOK_PORT=20247
+# Fixed ports away from the usual ones. BLUEGREEN_PORT_OFFSET (default 0) shifts them all,
+# for a second clone's cluster; `up` records it in .cluster/ports for the other commands.
+if [[ -f ${dir}/ports ]]; then
+  PORT_OFFSET=$(cat "${dir}/ports")
+else
+  PORT_OFFSET=${BLUEGREEN_PORT_OFFSET:-0}
+fi
+[[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { echo "cluster: BLUEGREEN_PORT_OFFSET must be a number" >&2; exit 2; }
+ETCD_PORT=$((23790 + PORT_OFFSET))
+ETCD_PEER_PORT=$((23800 + PORT_OFFSET))
+APISERVER_PORT=$((16443 + PORT_OFFSET))
+KCM_PORT=$((20257 + PORT_OFFSET))
+SCHEDULER_PORT=$((20259 + PORT_OFFSET))
+KWOK_PORT=$((20247 + PORT_OFFSET))
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_APISERVER_IP=10.96.0.1
 POD_CIDR=10.244.0.0/16
@@ -78,7 +86,8 @@ start() {
   local bin=${bin_dir}/${name}
   log "starting ${name}"
   # setsid: the component survives the shell, make or pytest that started it.
-  setsid "$bin" "$@" </dev/null >"${logs}/${name}.log" 2>&1 &
+  # 9>&-: the component must not inherit (and so hold) the lock of `up`.
+  setsid "$bin" "$@" </dev/null >"${logs}/${name}.log" 2>&1 9>&- &
   echo $! >"${pids}/${name}.pid"
 }
 
@@ -229,6 +238,7 @@ start_apiserver() {
     --etcd-servers="http://${HOST}:${ETCD_PORT}" \
     --bind-address="$HOST" \
     --advertise-address="$HOST" \
+    --endpoint-reconciler-type=none \
     --secure-port="$APISERVER_PORT" \
     --tls-cert-file="${pki}/apiserver.crt" \
     --tls-private-key-file="${pki}/apiserver.key" \
@@ -369,6 +379,7 @@ cmd_up() {
     bin_dir=$(cat "${dir}/bin-dir")
   fi
   echo "$bin_dir" >"${dir}/bin-dir"
+  [[ -f ${dir}/ports ]] || echo "$PORT_OFFSET" >"${dir}/ports"
   make_pki
 
   if ! running etcd; then
