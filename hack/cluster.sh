@@ -382,6 +382,12 @@ cmd_up() {
   [[ -f ${dir}/ports ]] || echo "$PORT_OFFSET" >"${dir}/ports"
   make_pki
 
+  if cmd_status >/dev/null; then
+    log "control plane already up"
+    echo "export KUBECONFIG=${kubeconfig}"
+    return
+  fi
+
   if ! running etcd; then
     check_port etcd "$ETCD_PORT"
     check_port etcd "$ETCD_PEER_PORT"
