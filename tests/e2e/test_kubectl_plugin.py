@@ -1,9 +1,10 @@
 """kubectl-bluegreen end to end: the installed command against the real control plane.
 
-No operator runs here: the test plays its part. Given hello 2.0.0 live on green and 1.0.0
+Mostly without the operator: the test plays its part. Given hello 2.0.0 live on green and 1.0.0
 still on blue (inside its scale-down delay), written the way the operator writes them
 (status through the status subresource; Deployments with the revision label and the
-pod-template annotation), the plugin must show them, promote, and roll back.
+pod-template annotation), the plugin must show them, promote, and roll back. The last
+test runs the real operator once, to prove both sides agree on that interface.
 
 (Named test_kubectl_plugin.py, not test_plugin.py: tests/unit/test_plugin.py exists, and
 without __init__.py files pytest cannot import two test modules of the same name.)
@@ -31,6 +32,7 @@ from bluegreen.revision import revision_of
 
 from driver import Driver
 from kubehelpers import KubeCluster, wait_for
+from operator_process import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -313,3 +315,29 @@ def test_missing_kubeconfig_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.stderr == (
         f"error: no kubeconfig found at {absent}: set KUBECONFIG or pass --kubeconfig\n"
     )
+
+
+def test_the_plugin_drives_a_release_with_the_real_operator(
+    operator: OperatorProcess, driver: Driver, namespace: str
+) -> None:
+    """The interface holds: what the operator writes is what the plugin reads and steers."""
+    v1 = manifest("bluegreenapp-v1.yaml")
+    v1["spec"]["scaleDownDelaySeconds"] = 2
+    driver.create(namespace, v1)
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue", activeRevision=V1)
+
+    driver.patch_spec(namespace, APP, {"template": V2_TEMPLATE, "promote": False})
+    driver.wait_app(namespace, APP, phase="Paused", previewColor="green", previewRevision=V2)
+    shown = plugin("status", APP, "-n", namespace)
+    assert "Phase:      Paused" in shown.stdout
+    assert ["green", "preview", V2, "2/2", "registry.example.com/hello:2.0.0"] in [
+        line.split() for line in shown.stdout.splitlines()
+    ]
+    assert plugin("rollback", APP, "-n", namespace).returncode == 1  # nothing to go back to
+
+    assert plugin("promote", APP, "-n", namespace).returncode == 0
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="green", activeRevision=V2)
+
+    assert plugin("rollback", APP, "-n", namespace, "--promote").returncode == 0
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue", activeRevision=V1)
+    assert driver.app(namespace, APP)["spec"]["template"] == V1_TEMPLATE
