@@ -133,21 +133,21 @@ def rollback_target(app: Obj, deployments: Deployments) -> RollbackTarget:
             f"revision {status.get('activeRevision', '?')}: there is nothing to roll back"
         )
     other = names.other_color(active)
+    other_name = names.deployment_name(name, other)
     deployment = deployments.get(other)
     revision = revision_of(deployment)
     if deployment is None or revision is None:
-        raise unknown(f"Deployment {names.deployment_name(name, other)} holds no revision")
+        raise unknown(f"Deployment {other_name} holds no revision")
     if revision == status.get("activeRevision"):
         raise unknown(f"{other} holds the active revision {revision} too")
-    return RollbackTarget(other, revision, template_of(deployment, name))
-
-
-def template_of(deployment: Obj, app_name: str) -> Obj:
     raw = dig(deployment, "metadata", "annotations", names.ANNOTATION_POD_TEMPLATE)
-    deployment_name = dig(deployment, "metadata", "name")
-    where = f"annotation {names.ANNOTATION_POD_TEMPLATE} of Deployment {deployment_name}"
+    where = f"annotation {names.ANNOTATION_POD_TEMPLATE} of Deployment {other_name}"
     if raw is None:
-        raise PluginError(f'no previous revision is known for {SINGULAR} "{app_name}": no {where}')
+        raise unknown(f"no {where}")
+    return RollbackTarget(other, revision, parse_template(raw, where))
+
+
+def parse_template(raw: str, where: str) -> Obj:
     try:
         template = json.loads(raw)
     except json.JSONDecodeError as error:
@@ -424,13 +424,11 @@ def describe_connection_error(
     cause: BaseException = error
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
         cause = error.reason
-    # NewConnectionError derives from ConnectTimeoutError: test it first.
-    if isinstance(cause, urllib3.exceptions.NewConnectionError):
-        detail = without_urllib3_prefix(str(cause))
-    elif isinstance(cause, urllib3.exceptions.TimeoutError):
-        detail = f"no answer within {timeout:g}s"
-    else:
-        detail = without_urllib3_prefix(str(cause))
+    # NewConnectionError (refused, no route, no such host) derives from ConnectTimeoutError.
+    timed_out = isinstance(cause, urllib3.exceptions.TimeoutError) and not isinstance(
+        cause, urllib3.exceptions.NewConnectionError
+    )
+    detail = f"no answer within {timeout:g}s" if timed_out else without_urllib3_prefix(str(cause))
     return f"cannot reach the Kubernetes API at {host}: {detail}"
 
 
