@@ -150,11 +150,10 @@ def ingress(owner: Owner, role: names.ServiceRole, spec: BlueGreenAppSpec) -> Ob
 
 
 def applied_hash(obj: Obj) -> str:
-    """Hash of a desired object, ignoring the annotation that carries the hash itself."""
+    """Hash of a desired object, ignoring the stamps that :func:`stamped` adds."""
     meta = dict(obj.get("metadata", {}))
-    annotations = {
-        k: v for k, v in (meta.get("annotations") or {}).items() if k != names.ANNOTATION_APPLIED
-    }
+    stamps = (names.ANNOTATION_APPLIED, names.ANNOTATION_MANAGED)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in stamps}
     meta["annotations"] = annotations
     canonical = json.dumps({**obj, "metadata": meta}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -164,5 +163,41 @@ def stamped(obj: Obj) -> Obj:
     """The object with its applied-hash annotation set."""
     out = copy.deepcopy(obj)
     annotations = out["metadata"].setdefault("annotations", {})
+    annotations[names.ANNOTATION_MANAGED] = ",".join(sorted(annotations))
     annotations[names.ANNOTATION_APPLIED] = applied_hash(obj)
     return out
+
+
+def for_update(want: Obj, live: Obj) -> Obj:
+    """The full object to PUT so that live becomes ``want`` without losing what others own.
+
+    A PUT carrying live's resourceVersion fails (409) if the object changed since it was
+    read, so the operator never overwrites an object that someone replaced meanwhile.
+    Kept from live: what the API server allocated (a Service's clusterIP, defaults) and
+    labels and annotations others set. Annotations the operator set before and no longer
+    wants (say, one removed from ``spec.ingress.annotations``) are removed: the keys it
+    manages are listed in an annotation of their own.
+    """
+    meta = {k: v for k, v in live["metadata"].items() if k != "managedFields"}
+    want_meta = want["metadata"]
+    previously_ours = set(
+        (meta.get("annotations") or {}).get(names.ANNOTATION_MANAGED, "").split(",")
+    )
+    kept = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in previously_ours}
+    annotations = {**kept, **(want_meta.get("annotations") or {})}
+    others = [
+        ref
+        for ref in meta.get("ownerReferences") or []
+        if ref.get("uid") not in {r["uid"] for r in want_meta["ownerReferences"]}
+    ]
+    meta.update(
+        labels={**(meta.get("labels") or {}), **want_meta["labels"]},
+        annotations=annotations,
+        ownerReferences=others + want_meta["ownerReferences"],
+    )
+    return {
+        "apiVersion": want["apiVersion"],
+        "kind": want["kind"],
+        "metadata": meta,
+        "spec": {**(live.get("spec") or {}), **want["spec"]},
+    }

@@ -145,15 +145,11 @@ class Kube:
         whose next pass then sees who owns it."""
         return self._request("POST", self.path(body["kind"], namespace), body=body)
 
-    def apply(self, namespace: str, body: Obj) -> Obj:
-        """Server-side apply as the operator's field manager. Fields it applied before and
-        no longer applies are removed; fields others set (not conflicting) are kept."""
+    def replace(self, namespace: str, body: Obj) -> Obj:
+        """PUT the whole object. It carries the resourceVersion that was read: if the object
+        changed since, the API server answers 409 and the caller looks again."""
         return self._request(
-            "PATCH",
-            self.path(body["kind"], namespace, body["metadata"]["name"]),
-            body=body,
-            query={"fieldManager": names.MANAGER, "force": "true"},
-            content_type="application/apply-patch+yaml",
+            "PUT", self.path(body["kind"], namespace, body["metadata"]["name"]), body=body
         )
 
     def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:

@@ -25,6 +25,9 @@ ANNOTATION_PREVIOUS_REVISION = "bluegreen.dev/previous-revision"
 # On every child: a hash of what the operator last applied. Comparing it with the hash of
 # what it would apply now tells, without guessing at API defaults, whether a write is due.
 ANNOTATION_APPLIED = "bluegreen.dev/applied-hash"
+# On every child: the annotation keys the operator set, so it can remove one it no longer
+# wants without touching annotations others added.
+ANNOTATION_MANAGED = "bluegreen.dev/managed-annotations"
 
 COLORS: tuple[Color, Color] = ("blue", "green")
 

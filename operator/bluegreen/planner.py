@@ -26,7 +26,7 @@ from bluegreen.models import BlueGreenAppSpec, Color, Phase
 from bluegreen.revision import revision_of
 
 Kind = Literal["Deployment", "Service", "Ingress"]
-Verb = Literal["create", "apply", "delete"]
+Verb = Literal["create", "update", "delete"]
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,8 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
     decision = _decide(app, ours, observed, now)
     wanted = _desired_children(app, decision)
     blocked = set(conflicts)
-    actions = [a for a in _actions(wanted, ours) if (a.kind, a.name) not in blocked]
+    switching = names.service_name(app.owner.name, "prod") if decision.switched else None
+    actions = [a for a in _actions(wanted, ours, switching) if (a.kind, a.name) not in blocked]
     actions += _stale_ingresses(app, ours)
     status = decision.status
     if conflicts:
@@ -455,7 +456,9 @@ def _desired_children(app: App, decision: _Decision) -> list[Obj]:
     return children
 
 
-def _actions(wanted: list[Obj], ours: _Children) -> list[Action]:
+def _actions(wanted: list[Obj], ours: _Children, switching: str | None) -> list[Action]:
+    """Writes for the children that differ from what is wanted. ``switching`` names the prod
+    Service when this plan moves prod traffic (its write is the switch)."""
     live_by_name = {
         (obj["kind"], obj["metadata"]["name"]): obj
         for group in (ours.deployments, ours.services, ours.ingresses)
@@ -468,24 +471,26 @@ def _actions(wanted: list[Obj], ours: _Children) -> list[Action]:
         body = desired.stamped(want)
         if not needs_write(want, live):
             continue
-        verb: Verb = "create" if live is None else "apply"
-        actions.append(Action(verb, want["kind"], key[1], body, _why(want, live)))
+        if live is None:
+            actions.append(
+                Action("create", want["kind"], key[1], body, _why(want, live, switching))
+            )
+        else:
+            update = desired.for_update(body, live)
+            actions.append(
+                Action("update", want["kind"], key[1], update, _why(want, live, switching))
+            )
     return actions
 
 
-def _why(want: Obj, live: Obj | None) -> str:
+def _why(want: Obj, live: Obj | None, switching: str | None) -> str:
     kind, name = want["kind"], want["metadata"]["name"]
     if live is None:
         return f"create {kind} {name}"
     if kind == "Service":
         color = want["spec"]["selector"][names.LABEL_COLOR]
-        if (
-            selected_color(live) != color
-            and names.ANNOTATION_SWITCHED_AT in (want["metadata"].get("annotations") or {})
-            and annotation(live, names.ANNOTATION_SWITCHED_AT)
-            != want["metadata"]["annotations"][names.ANNOTATION_SWITCHED_AT]
-        ):
-            return f"switch Service {name} to {color}"
+        if name == switching:
+            return f"switch Service {name} from {selected_color(live)} to {color}"
         return f"update Service {name} (selects {color})"
     if kind == "Deployment":
         rev, replicas = revision_label(want), want["spec"]["replicas"]

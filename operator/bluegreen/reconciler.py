@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Clock = Callable[[], datetime]
 
-# After a create lost a race (409), look again soon: the next pass sees who owns the object.
-RETRY_AFTER_CONFLICT = 1.0
+# After a write lost a race (409: the object appeared, or changed since it was read), look
+# again soon: the next pass reads it afresh and sees who owns it.
+RETRY_AFTER_CONFLICT = 0.5
 
 
 @dataclass
@@ -100,7 +101,7 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
         try:
             _perform(kube, ns, action)
         except ApiError as err:
-            if err.status == 409 and action.verb == "create":
+            if err.status == 409:
                 outcome.requeue_after = RETRY_AFTER_CONFLICT
                 continue
             if not err.is_invalid:
@@ -122,7 +123,7 @@ def _perform(kube: Kube, namespace: str, action: Action) -> None:
         kube.create(namespace, action.body)
     else:
         assert action.body is not None
-        kube.apply(namespace, action.body)
+        kube.replace(namespace, action.body)
 
 
 def _event_reason(action: Action) -> str:
@@ -132,7 +133,7 @@ def _event_reason(action: Action) -> str:
         return "Deploying"
     if action.why.startswith("scale"):
         return "Scaled"
-    return {"create": "Created", "apply": "Updated", "delete": "Deleted"}[action.verb]
+    return {"create": "Created", "update": "Updated", "delete": "Deleted"}[action.verb]
 
 
 # ---------------------------------------------------------------- status

@@ -6,6 +6,7 @@ Objects come back as plain dicts.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -153,3 +154,45 @@ class Driver:
 def pause(seconds: float) -> None:
     """Give the operator a moment in which it could (wrongly) act."""
     time.sleep(seconds)
+
+
+class SelectorHistory:
+    """Watches one Service and records each selector color it takes, in order: how a test
+    proves that prod switched exactly once and never flapped."""
+
+    def __init__(self, driver: Driver, namespace: str, service: str) -> None:
+        self.driver, self.namespace, self.service = driver, namespace, service
+        self.colors: list[str | None] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SelectorHistory:
+        svc = self.driver.get("Service", self.namespace, self.service)
+        assert svc is not None, f"Service {self.service} does not exist"
+        self._record(svc)
+        self._version = svc["metadata"]["resourceVersion"]
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _record(self, svc: Obj) -> None:
+        color = (svc.get("spec") or {}).get("selector", {}).get("bluegreen.dev/color")
+        if not self.colors or self.colors[-1] != color:
+            self.colors.append(color)
+
+    def _run(self) -> None:
+        resource = self.driver.resource("Service")
+        while not self._stop.is_set():
+            stream = resource.watch(
+                namespace=self.namespace,
+                field_selector=f"metadata.name={self.service}",
+                resource_version=self._version,
+                timeout=1,
+            )
+            for event in stream:
+                obj = event["raw_object"]
+                self._version = obj["metadata"]["resourceVersion"]
+                self._record(obj)

@@ -31,13 +31,14 @@ class OperatorProcess:
     def start(self) -> None:
         port = _free_port()
         url = f"http://127.0.0.1:{port}/healthz"
-        log = self.log_path.open("ab")
+        log = self.log_path.open("ab")  # the child keeps its own copy of the descriptor
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bluegreen", "--namespace", self.namespace, f"--liveness={url}"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
         )
+        log.close()
         wait_for(lambda: self._healthy(url), timeout=30, what="the operator's liveness endpoint")
 
     def _healthy(self, url: str) -> bool:

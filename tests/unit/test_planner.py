@@ -185,7 +185,7 @@ def test_template_change_deploys_the_idle_color_behind_preview(
     p = plan(app(T2, **fields), steady_blue(), NOW)
     assert writes(p) == [
         ("create", "Deployment", "demo-green"),
-        ("apply", "Service", "demo-preview"),
+        ("update", "Service", "demo-preview"),
     ]
     green = body(p, "Deployment", "demo-green")
     assert green["spec"]["replicas"] == size
@@ -231,7 +231,7 @@ def test_preview_not_yet_ready_is_progressing() -> None:
 
 def test_promote_scales_a_small_preview_up_before_switching() -> None:
     p = plan(app(T2, promote=True, previewReplicas=1), preview_waiting(previewReplicas=1), NOW)
-    assert writes(p) == [("apply", "Deployment", "demo-green")]
+    assert writes(p) == [("update", "Deployment", "demo-green")]
     assert body(p, "Deployment", "demo-green")["spec"]["replicas"] == 3
     assert not p.switches
 
@@ -252,7 +252,7 @@ def test_endpoints_of_the_other_color_do_not_count() -> None:
 
 def test_promote_switches_prod_in_one_write_when_fully_ready() -> None:
     p = plan(app(T2, promote=True), preview_waiting(), NOW)
-    assert writes(p) == [("apply", "Service", "demo")]
+    assert writes(p) == [("update", "Service", "demo")]
     prod = body(p, "Service", "demo")
     assert selector_color(prod) == "green"
     annotations = prod["metadata"]["annotations"]
@@ -289,7 +289,7 @@ def test_after_a_switch_the_previous_color_keeps_its_pods_for_the_delay() -> Non
 
 def test_after_the_delay_the_previous_color_is_scaled_to_zero_not_deleted() -> None:
     p = plan(app(T2, promote=True), after_switch(NOW - timedelta(seconds=31)), NOW)
-    assert writes(p) == [("apply", "Deployment", "demo-blue")]
+    assert writes(p) == [("update", "Deployment", "demo-blue")]
     blue = body(p, "Deployment", "demo-blue")
     assert blue["spec"]["replicas"] == 0
     assert blue["metadata"]["labels"][names.LABEL_REVISION] == R1  # its revision is kept
@@ -301,7 +301,7 @@ def test_after_the_delay_the_previous_color_is_scaled_to_zero_not_deleted() -> N
 
 def test_template_changed_again_updates_the_preview_in_place() -> None:
     p = plan(app(T3), preview_waiting(), NOW)
-    assert writes(p) == [("apply", "Deployment", "demo-green")]
+    assert writes(p) == [("update", "Deployment", "demo-green")]
     assert body(p, "Deployment", "demo-green")["metadata"]["labels"][names.LABEL_REVISION] == R3
     assert p.status.preview_revision == R3
 
@@ -309,8 +309,8 @@ def test_template_changed_again_updates_the_preview_in_place() -> None:
 def test_reverting_to_the_active_revision_abandons_the_preview() -> None:
     p = plan(app(T1), preview_waiting(), NOW)
     assert writes(p) == [
-        ("apply", "Deployment", "demo-green"),
-        ("apply", "Service", "demo-preview"),
+        ("update", "Deployment", "demo-green"),
+        ("update", "Service", "demo-preview"),
     ]
     assert body(p, "Deployment", "demo-green")["spec"]["replicas"] == 0
     assert selector_color(body(p, "Service", "demo-preview")) == "blue"
@@ -327,7 +327,7 @@ def test_rollback_while_the_previous_color_runs_switches_with_no_new_pods() -> N
         **{**_parts(obs), "preview": service("preview", "blue"), "eps": endpoints("demo-blue", 3)}
     )
     p = plan(app(T1, promote=True), obs, NOW)
-    assert writes(p) == [("apply", "Service", "demo")]
+    assert writes(p) == [("update", "Service", "demo")]
     assert selector_color(body(p, "Service", "demo")) == "blue"
     assert p.status.active_revision == R1
 
@@ -336,8 +336,8 @@ def test_rollback_to_a_scaled_down_color_scales_it_up_first() -> None:
     obs = after_switch(NOW - timedelta(minutes=5), blue_replicas=0)
     p = plan(app(T1, promote=True), obs, NOW)
     assert writes(p) == [
-        ("apply", "Deployment", "demo-blue"),
-        ("apply", "Service", "demo-preview"),
+        ("update", "Deployment", "demo-blue"),
+        ("update", "Service", "demo-preview"),
     ]
     blue = body(p, "Deployment", "demo-blue")
     assert (blue["spec"]["replicas"], blue["metadata"]["labels"][names.LABEL_REVISION]) == (3, R1)
@@ -349,7 +349,7 @@ def test_rollback_to_a_scaled_down_color_scales_it_up_first() -> None:
 
 def test_replicas_change_is_applied_in_place_to_the_active_color() -> None:
     p = plan(app(T1, replicas=5), steady_blue(), NOW)
-    assert writes(p) == [("apply", "Deployment", "demo-blue")]
+    assert writes(p) == [("update", "Deployment", "demo-blue")]
     blue = body(p, "Deployment", "demo-blue")
     assert (blue["spec"]["replicas"], blue["metadata"]["labels"][names.LABEL_REVISION]) == (5, R1)
 
@@ -363,7 +363,7 @@ def test_replicas_change_is_applied_in_place_to_the_active_color() -> None:
 )
 def test_service_change_patches_both_services(service_spec: Obj) -> None:
     p = plan(app(T1, service=service_spec), steady_blue(), NOW)
-    assert writes(p) == [("apply", "Service", "demo"), ("apply", "Service", "demo-preview")]
+    assert writes(p) == [("update", "Service", "demo"), ("update", "Service", "demo-preview")]
 
 
 INGRESS = {"host": "hello.example.com", "previewHost": "hello-preview.example.com"}
@@ -392,7 +392,7 @@ def test_a_foreign_service_is_left_alone_and_reported() -> None:
     parts = _parts(steady_blue())
     parts["prod"] = service("prod", "blue", owner=STRANGER)
     p = plan(app(), observed(**parts), NOW)
-    assert ("apply", "Service", "demo") not in writes(p)
+    assert ("update", "Service", "demo") not in writes(p)
     assert ("create", "Service", "demo") not in writes(p)
     assert p.status.phase == "Degraded"
     assert p.status.reason == "ChildConflict"
