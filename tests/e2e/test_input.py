@@ -94,13 +94,13 @@ def test_what_the_schema_cannot_catch_is_degraded_and_others_keep_being_served(
     driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
     broken = hello()
-    broken["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "lots"}}
+    broken["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 70000}]
     driver.create_app(namespace, "broken", broken)
     driver.create_app(namespace, "fine", hello())
 
     app = driver.wait_app(namespace, "broken", phase="Degraded")
     assert "Deployment broken-blue was refused by the API server" in app["status"]["message"]
-    assert "cpu" in app["status"]["message"]
+    assert "containerPort" in app["status"]["message"]
     driver.wait_app(namespace, "fine", phase="Healthy")
     wait_for(
         lambda: driver.events(namespace, "broken", "ChildRejected"),
