@@ -49,13 +49,17 @@ generate: crds docs ## everything generated from the models
 
 .PHONY: lint
 lint: venv ## ruff and mypy
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
 
 .PHONY: test
 test: venv lint binaries ## everything, set-up included
 	$(VENV)/bin/pytest
+
+.PHONY: bench
+bench: venv binaries ## benchmarks on the local control plane: switch latency, scale, idle writes
+	$(PY) bench/benchmark.py $(ARGS)
 
 .PHONY: run
 run: venv binaries ## local control plane if needed, the CRDs, then the operator in the foreground
