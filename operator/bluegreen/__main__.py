@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(args.verbose)
     from bluegreen import handlers  # noqa: F401  (registers the handlers)
 
+    scope = ", ".join(args.namespace) if args.namespace else "all namespaces"
+    logging.getLogger("bluegreen").info("bluegreen-operator watching BlueGreenApps in %s", scope)
+
     kopf.run(
         standalone=True,
         clusterwide=not args.namespace,
