@@ -9,11 +9,22 @@ import yaml
 
 from bluegreen import crdgen
 
-CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / crdgen.CRD_FILE_NAME
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+CRD_PATH = CRDS / crdgen.CRD_FILE_NAME
 
 
 def test_crd_file_is_generated_from_the_models() -> None:
     assert CRD_PATH.read_text() == crdgen.render(), "crds/ is stale: run `make crds`"
+
+
+def test_crds_is_a_kustomization_of_the_crd_alone() -> None:
+    text = (CRDS / crdgen.KUSTOMIZATION_FILE_NAME).read_text()
+    assert text == crdgen.render_kustomization(), "crds/ is stale: run `make crds`"
+    assert yaml.safe_load(text)["resources"] == [crdgen.CRD_FILE_NAME]
+    # `kubectl apply -f crds/` applies every *.yaml, *.yml and *.json file it finds there.
+    assert sorted(p.name for p in CRDS.iterdir() if p.suffix in (".yaml", ".yml", ".json")) == [
+        crdgen.CRD_FILE_NAME
+    ]
 
 
 def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
