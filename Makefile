@@ -64,3 +64,7 @@ bench: venv binaries ## benchmarks on the local control plane: switch latency, s
 .PHONY: run
 run: venv binaries ## local control plane if needed, the CRDs, then the operator in the foreground
 	hack/run.sh
+
+.PHONY: demo
+demo: venv binaries ## the README walk-through, unattended, on the local control plane
+	hack/demo.sh
