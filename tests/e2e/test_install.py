@@ -1,0 +1,399 @@
+"""The install in deploy/, end to end, on the local control plane with RBAC on.
+
+Given the manifests a cluster admin applies (`kubectl apply -k deploy/`), the operator
+runs as its ServiceAccount, with a token that ServiceAccount gets from the API server,
+and takes an app through create, preview and promote without one request refused; the
+ServiceAccount can do exactly that and no more; and the namespaced overlay confines it to
+its own namespace.
+
+The operator's image cannot run here (no container runtime: kwok only pretends to run the
+Deployment's pod), so the operator runs as a local process with the ServiceAccount's
+credentials: the same code, the same rights.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from driver import Driver
+from kubehelpers import KubeCluster, wait_for
+from operator_process import OperatorProcess
+from specs import hello, template
+
+pytestmark = pytest.mark.e2e
+
+Obj = dict[str, Any]
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+NAMESPACED_OVERLAY = DEPLOY / "overlays" / "namespaced"
+SYSTEM = "bluegreen-system"
+SA = "bluegreen-operator"
+APP = "hello"
+INGRESS = {"host": "hello.example.com", "previewHost": "hello-preview.example.com"}
+# What the API server answers a request RBAC refuses: "403 Forbidden: ... is forbidden: ...".
+# (Not a bare 403: log timestamps end in milliseconds like ",403".)
+REFUSED = re.compile(r"forbidden|\s403\s", re.IGNORECASE)
+
+
+def kubectl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["kubectl", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def sa_user(namespace: str) -> str:
+    return f"system:serviceaccount:{namespace}:{SA}"
+
+
+def service_account_kubeconfig(cluster: KubeCluster, namespace: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the operator's ServiceAccount: a TokenRequest
+    token (what the kubelet mounts into the pod), the cluster's server URL and CA."""
+    token = kubectl("create", "token", SA, "-n", namespace, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    server = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": server}],
+        "users": [{"name": SA, "user": {"token": token}}],
+        "contexts": [{"name": SA, "context": {"cluster": "cluster", "user": SA}}],
+        "current-context": SA,
+    }
+    path.write_text(yaml.safe_dump(config))
+    whoami = kubectl(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", f"--kubeconfig={path}"
+    )
+    assert whoami.stdout == sa_user(namespace)
+    return path
+
+
+def can_i(verb: str, resource: str, namespace: str | None, user: str) -> bool:
+    """`kubectl auth can-i` as the user (impersonated by the admin); None: all namespaces."""
+    where = ["--all-namespaces"] if namespace is None else ["-n", namespace]
+    resource, _, sub = resource.partition("/")
+    subresource = [f"--subresource={sub}"] if sub else []
+    result = kubectl(
+        "auth", "can-i", verb, resource, *subresource, *where, f"--as={user}", check=False
+    )
+    assert result.stdout.strip() in ("yes", "no"), result.stdout + result.stderr
+    return result.returncode == 0
+
+
+def namespace_gone_or_active(name: str) -> bool:
+    found = kubectl("get", "namespace", name, "-o", "jsonpath={.status.phase}", check=False)
+    return found.returncode != 0 or found.stdout == "Active"
+
+
+def assert_never_refused(op: OperatorProcess) -> None:
+    log = op.log_path.read_text(errors="replace")
+    refused = [line for line in log.splitlines() if REFUSED.search(line)]
+    assert not refused, "\n".join(line[:400] for line in refused[:10])
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def installed(kube_cluster: KubeCluster, driver: Driver) -> Iterator[str]:
+    """`kubectl apply -k deploy/` for real; afterwards the namespace, the ClusterRole and
+    its binding are deleted again. Not the CRD: deleting it would delete every
+    BlueGreenApp in the cluster, other tests' too."""
+    # A previous run's namespace may still be terminating.
+    wait_for(lambda: namespace_gone_or_active(SYSTEM), timeout=120, what=f"{SYSTEM} to go")
+    applied = kubectl("apply", "-k", str(DEPLOY), "--server-side").stdout
+    try:
+        wait_for(driver.crd_established, timeout=30, what="the CRD to be established")
+        yield applied
+    finally:
+        kubectl(
+            "delete",
+            "clusterrolebinding/bluegreen-operator",
+            "clusterrole/bluegreen-operator",
+            f"namespace/{SYSTEM}",
+            "--ignore-not-found",
+            "--wait=false",
+        )
+
+
+@pytest.fixture
+def run_operator(
+    kube_cluster: KubeCluster, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str, str], OperatorProcess]]:
+    """Starts the operator as a local process, authenticated as the ServiceAccount of
+    one namespace and serving another (or the same); stops it afterwards."""
+    started: list[OperatorProcess] = []
+
+    def run(sa_namespace: str, watch_namespace: str) -> OperatorProcess:
+        kubeconfig = service_account_kubeconfig(
+            kube_cluster, sa_namespace, tmp_path / f"{sa_namespace}.kubeconfig"
+        )
+        op = OperatorProcess(
+            watch_namespace, tmp_path / "operator.log", env={"KUBECONFIG": str(kubeconfig)}
+        )
+        started.append(op)
+        op.start()
+        return op
+
+    yield run
+    for op in started:
+        op.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(f"--- operator log ({op.log_path}) ---\n{op.tail(200)}")
+
+
+# ---------------------------------------------------------------- the cluster-wide install
+
+
+def test_install_applies_and_reapplies_as_a_no_op(installed: str, driver: Driver) -> None:
+    for line in [
+        f"namespace/{SYSTEM} serverside-applied",
+        "customresourcedefinition.apiextensions.k8s.io/bluegreenapps.bluegreen.dev",
+        f"serviceaccount/{SA} serverside-applied",
+        f"clusterrole.rbac.authorization.k8s.io/{SA} serverside-applied",
+        f"clusterrolebinding.rbac.authorization.k8s.io/{SA} serverside-applied",
+        f"deployment.apps/{SA} serverside-applied",
+    ]:
+        assert line in installed
+    # Applying again changes nothing (exit code 0: no differences).
+    diff = kubectl("diff", "-k", str(DEPLOY), "--server-side", check=False)
+    assert (diff.returncode, diff.stdout) == (0, ""), diff.stdout + diff.stderr
+
+
+def test_operator_pod_is_admitted_under_the_restricted_pod_security_level(
+    installed: str, driver: Driver
+) -> None:
+    """The namespace enforces Pod Security `restricted`: the pod exists at all only if its
+    security context is hardened (non-root, no privilege escalation, no capabilities,
+    seccomp RuntimeDefault). kwok then marks it running (it runs nothing)."""
+    found = kubectl("get", "namespace", SYSTEM, "-o", "jsonpath={.metadata.labels}").stdout
+    assert yaml.safe_load(found)["pod-security.kubernetes.io/enforce"] == "restricted"
+
+    def available() -> Obj | None:
+        dep = driver.deployment(SYSTEM, SA)
+        return dep if dep and (dep.get("status") or {}).get("availableReplicas") == 1 else None
+
+    dep = wait_for(available, timeout=60, what="the operator Deployment's pod")
+    pod_spec = dep["spec"]["template"]["spec"]
+    (container,) = pod_spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod_spec["securityContext"]["runAsUser"] == 65532
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"]["type"] == "Recreate"
+    # The liveness probe asks the port the operator serves its liveness endpoint on.
+    probe_port = container["livenessProbe"]["httpGet"]["port"]
+    (port,) = [p for p in container["ports"] if probe_port in (p["name"], p["containerPort"])]
+    assert f"--liveness=http://0.0.0.0:{port['containerPort']}/healthz" in container["args"]
+
+
+def test_operator_as_its_service_account_releases_an_app_without_a_refusal(
+    installed: str,
+    driver: Driver,
+    namespace: str,
+    run_operator: Callable[[str, str], OperatorProcess],
+) -> None:
+    """Every verb of the ClusterRole in use: create (Deployment, Services, Ingresses,
+    Events), update (the preview, the selector switch, the scale-down, an Ingress), delete
+    (the Ingresses, with spec.ingress), the status patch, and Kopf's lists and watches.
+
+    The operator serves this test's namespace only (--namespace): a cluster-wide one would
+    also reconcile the apps of tests running beside this one. The ClusterRoleBinding is
+    what grants it the namespace; that it could list and watch cluster-wide is checked
+    with `auth can-i` below."""
+    op = run_operator(SYSTEM, namespace)
+    driver.create_app(namespace, APP, hello(ingress=INGRESS))
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue")
+
+    new_ingress = {**INGRESS, "className": "nginx"}
+    driver.patch_spec(namespace, APP, {"template": template("v2"), "ingress": new_ingress})
+    driver.wait_app(namespace, APP, phase="Paused", activeColor="blue", previewColor="green")
+    assert driver.selector_color(namespace, "hello-preview") == "green"
+
+    driver.patch_spec(namespace, APP, {"promote": True})
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="green")
+    assert driver.selector_color(namespace, APP) == "green"
+    assert driver.events(namespace, APP, "Switched"), "the operator posted no Switched Event"
+    driver.wait_replicas(namespace, "hello-blue", 0, timeout=30)  # after scaleDownDelaySeconds
+    prod_ingress = driver.get("Ingress", namespace, APP)
+    assert prod_ingress is not None and prod_ingress["spec"]["ingressClassName"] == "nginx"
+
+    driver.patch_spec(namespace, APP, {"ingress": None})
+    wait_for(
+        lambda: not driver.list("Ingress", namespace),
+        timeout=30,
+        what="the Ingresses to be deleted with spec.ingress",
+    )
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="green")
+    assert_never_refused(op)
+
+
+def _rights(*rows: tuple[str, str, bool], where: str = "ns") -> list[Any]:
+    return [
+        pytest.param(verb, resource, where, allowed, id=f"{verb}-{resource}-{where}")
+        for verb, resource, allowed in rows
+    ]
+
+
+# What the operator needs, and neighbours of it that it must not have.
+RIGHTS = _rights(
+    ("get", "bluegreenapps.bluegreen.dev", True),
+    ("list", "bluegreenapps.bluegreen.dev", True),
+    ("watch", "bluegreenapps.bluegreen.dev", True),
+    ("patch", "bluegreenapps.bluegreen.dev/status", True),
+    ("update", "bluegreenapps.bluegreen.dev/finalizers", True),
+    ("create", "bluegreenapps.bluegreen.dev", False),
+    ("update", "bluegreenapps.bluegreen.dev", False),
+    ("patch", "bluegreenapps.bluegreen.dev", False),
+    ("delete", "bluegreenapps.bluegreen.dev", False),
+    ("get", "deployments.apps", True),
+    ("list", "deployments.apps", True),
+    ("watch", "deployments.apps", True),
+    ("create", "deployments.apps", True),
+    ("update", "deployments.apps", True),
+    ("patch", "deployments.apps", False),
+    ("delete", "deployments.apps", False),
+    ("update", "deployments.apps/scale", False),
+    ("get", "services", True),
+    ("create", "services", True),
+    ("update", "services", True),
+    ("list", "services", False),
+    ("delete", "services", False),
+    ("get", "ingresses.networking.k8s.io", True),
+    ("create", "ingresses.networking.k8s.io", True),
+    ("update", "ingresses.networking.k8s.io", True),
+    ("delete", "ingresses.networking.k8s.io", True),
+    ("list", "ingresses.networking.k8s.io", False),
+    ("list", "endpointslices.discovery.k8s.io", True),
+    ("watch", "endpointslices.discovery.k8s.io", True),
+    ("create", "endpointslices.discovery.k8s.io", False),
+    ("create", "events", True),
+    ("list", "events", False),
+    ("create", "events.events.k8s.io", False),
+    ("get", "secrets", False),
+    ("list", "secrets", False),
+    ("watch", "secrets", False),
+    ("get", "configmaps", False),
+    ("create", "configmaps", False),
+    ("get", "pods", False),
+    ("list", "pods", False),
+    ("create", "pods/exec", False),
+    ("create", "serviceaccounts/token", False),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io", False),
+    ("list", "namespaces", False),
+    ("create", "leases.coordination.k8s.io", False),
+    ("update", "clusterroles.rbac.authorization.k8s.io", False),
+    ("create", "rolebindings.rbac.authorization.k8s.io", False),
+    ("*", "*", False),
+    ("get", "*", False),
+    ("*", "deployments.apps", False),
+)
+# Cluster-wide, as the Deployment runs (no --namespace): Kopf lists and watches across all
+# namespaces.
+CLUSTER_WIDE_RIGHTS = _rights(
+    ("list", "bluegreenapps.bluegreen.dev", True),
+    ("watch", "bluegreenapps.bluegreen.dev", True),
+    ("list", "deployments.apps", True),
+    ("watch", "deployments.apps", True),
+    ("list", "endpointslices.discovery.k8s.io", True),
+    ("watch", "endpointslices.discovery.k8s.io", True),
+    ("list", "secrets", False),
+    ("list", "pods", False),
+    ("list", "services", False),
+    where="all",
+)
+
+
+@pytest.mark.parametrize("verb, resource, where, allowed", RIGHTS + CLUSTER_WIDE_RIGHTS)
+def test_service_account_can_do_what_the_operator_does_and_nothing_else(
+    installed: str, verb: str, resource: str, where: str, allowed: bool
+) -> None:
+    namespace = None if where == "all" else "some-team"  # any namespace: a ClusterRole
+    assert can_i(verb, resource, namespace, sa_user(SYSTEM)) is allowed
+
+
+# ---------------------------------------------------------------- the namespaced overlay
+
+
+@pytest.fixture
+def namespaced_install(kube_cluster: KubeCluster, namespace: str, tmp_path: Path) -> str:
+    """deploy/overlays/namespaced, installed into this test's namespace the way a user
+    would: an overlay of their own that sets `namespace:`."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": namespace,
+        # kustomize takes relative paths only.
+        "resources": [os.path.relpath(NAMESPACED_OVERLAY, overlay)],
+    }
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    kubectl("apply", "-k", str(overlay), "--server-side")
+    wait_for(
+        lambda: kubectl("get", "serviceaccount", SA, "-n", namespace, check=False).returncode == 0,
+        timeout=30,
+        what="the ServiceAccount",
+    )
+    return namespace
+
+
+# (verb, resource, where, allowed): "own" is the install's namespace, "other" any other
+# one, "all" cluster-wide.
+NAMESPACED_RIGHTS = [
+    ("create", "deployments.apps", "own", True),
+    ("watch", "bluegreenapps.bluegreen.dev", "own", True),
+    ("patch", "bluegreenapps.bluegreen.dev/status", "own", True),
+    ("update", "services", "own", True),
+    ("create", "events", "own", True),
+    ("get", "secrets", "own", False),
+    ("delete", "deployments.apps", "own", False),
+    ("create", "deployments.apps", "other", False),
+    ("watch", "bluegreenapps.bluegreen.dev", "other", False),
+    ("update", "services", "other", False),
+    ("create", "events", "other", False),
+    ("list", "deployments.apps", "all", False),
+    ("list", "bluegreenapps.bluegreen.dev", "all", False),
+]
+
+
+def test_namespaced_overlay_grants_its_namespace_only(namespaced_install: str) -> None:
+    """One install for the whole table: each row is a quick `auth can-i`."""
+    places = {"own": namespaced_install, "other": "default", "all": None}
+    user = sa_user(namespaced_install)
+    wrong = [
+        f"{verb} {resource} in {where}: expected {'yes' if allowed else 'no'}"
+        for verb, resource, where, allowed in NAMESPACED_RIGHTS
+        if can_i(verb, resource, places[where], user) is not allowed
+    ]
+    assert not wrong
+
+
+def test_namespaced_operator_serves_an_app_in_its_namespace(
+    namespaced_install: str,
+    driver: Driver,
+    run_operator: Callable[[str, str], OperatorProcess],
+) -> None:
+    """As the pod would run it: its own ServiceAccount, --namespace its own namespace."""
+    ns = namespaced_install
+    dep = driver.deployment(ns, SA)
+    assert dep is not None
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert "--namespace=$(POD_NAMESPACE)" in container["args"]
+    (pod_namespace,) = [e for e in container["env"] if e["name"] == "POD_NAMESPACE"]
+    assert pod_namespace["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+    op = run_operator(ns, ns)
+    driver.create_app(ns, APP, hello(promote=True))
+    driver.wait_app(ns, APP, phase="Healthy", activeColor="blue")
+    driver.patch_spec(ns, APP, {"template": template("v2")})
+    driver.wait_app(ns, APP, phase="Healthy", activeColor="green")
+    assert_never_refused(op)
