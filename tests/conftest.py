@@ -40,6 +40,8 @@ def kube_cluster() -> Iterator[KubeCluster]:
         started = not (CLUSTER_DIR / "kubeconfig").exists()
         up = _run(CLUSTER_SH, "up")
         if up.returncode != 0:
+            if started:
+                _run(CLUSTER_SH, "down")
             pytest.fail(f"hack/cluster.sh up failed:\n{up.stderr}")
     cluster = KubeCluster(
         kubeconfig=CLUSTER_DIR / "kubeconfig",
