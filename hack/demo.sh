@@ -16,7 +16,8 @@
 # it started it from nothing (DEMO_KEEP_CLUSTER=1 keeps it), as the test fixtures do. The
 # operator runs in the background for the demo namespace only (its log:
 # .cluster/logs/demo-operator.log) and is stopped on any exit, Ctrl-C included. An operator
-# for all namespaces (`make run`) running at the same time would act on the demo too.
+# for all namespaces (`make run`) going at the same time acts on the demo too: the outcome is
+# the same (every write is conditional), but the demo's log then shows only part of the work.
 #
 # Environment: DEMO_NAMESPACE (default bluegreen-demo, deleted first if it exists),
 # DEMO_TIMEOUT (seconds for each wait, default 60), DEMO_KEEP_CLUSTER=1.
@@ -58,10 +59,12 @@ shown() {
   printf '%s' "${out[*]}"
 }
 
-# run CMD...: print `$ CMD`, then its output (stderr too), indented
+# run CMD...: print `$ CMD`, then its output (stderr too), indented; fail if it fails
 run() {
+  local status=0
   printf '$ %s\n' "$(shown "$@")"
-  "$@" 2>&1 | sed 's/^/    /'
+  "$@" 2>&1 | sed 's/^/    /' || status=$?
+  ((status == 0)) || fail "\`$(shown "$@")\` failed (exit ${status})"
 }
 
 # elapsed T0: seconds since T0 (an $EPOCHREALTIME), to a tenth
@@ -77,14 +80,14 @@ fail() {
   trap - ERR
   {
     printf '\ndemo: FAILED at %s: %s\n' "$STEP" "$*"
-    if [[ -n ${KUBECONFIG:-} ]] && kubectl get namespace "$NS" >/dev/null 2>&1; then
+    local app
+    if [[ $STEP == step* ]] && app=$(kubectl -n "$NS" get bga "$APP" 2>/dev/null \
+      -o custom-columns='GENERATION:.metadata.generation,OBSERVED:.status.observedGeneration,ACTIVE:.status.activeColor,PREVIEW:.status.previewColor,PHASE:.status.phase,MESSAGE:.status.message'); then
       printf 'demo: the app now:\n'
-      kubectl -n "$NS" get bga "$APP" \
-        -o custom-columns='GENERATION:.metadata.generation,OBSERVED:.status.observedGeneration,ACTIVE:.status.activeColor,PREVIEW:.status.previewColor,PHASE:.status.phase,MESSAGE:.status.message' \
-        2>&1 | sed 's/^/    /' || true
+      printf '%s\n' "$app" | sed 's/^/    /'
     fi
-    if [[ -f $OPERATOR_LOG ]]; then
-      if [[ -n $operator_pid ]] && ! kill -0 "$operator_pid" 2>/dev/null; then
+    if [[ -n $operator_pid ]]; then # started by this run
+      if ! kill -0 "$operator_pid" 2>/dev/null; then
         printf 'demo: the operator is not running any more\n'
       fi
       printf 'demo: operator log (%s), last 30 lines:\n' "$OPERATOR_LOG"
@@ -104,7 +107,16 @@ on_error() {
   fail "command failed (exit $1, hack/demo.sh line $2): ${3}"
 }
 trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
-trap 'trap - ERR; printf "\ndemo: interrupted at %s\n" "$STEP" >&2; exit 130' INT TERM
+interrupted() {
+  trap - ERR
+  {
+    printf '\ndemo: interrupted at %s\n' "$STEP"
+    [[ $STEP == step* ]] && printf 'demo: namespace %s is left (the next run deletes it first)\n' "$NS"
+    printf 'demo: the control plane is left running; "make cluster-down" stops it\n'
+  } >&2
+  exit 130
+}
+trap interrupted INT TERM
 
 stop_operator() {
   [[ -n $operator_pid ]] || return 0
@@ -147,14 +159,14 @@ await_converged() {
 
 # expect WHAT ACTUAL EXPECTED
 expect() {
-  [[ $2 == "$3" ]] || fail "expected ${1} to be \"${3}\", it is \"${2}\""
+  [[ $2 == "$3" ]] || fail "${1}: expected \"${3}\", got \"${2}\""
 }
 
 selects() { kubectl -n "$NS" get service "$1" -o jsonpath='{.spec.selector.bluegreen\.dev/color}'; }
 
 expect_selectors() {
-  expect "the color Service ${APP} selects" "$(selects "$APP")" "$1"
-  expect "the color Service ${APP}-preview selects" "$(selects "${APP}-preview")" "$2"
+  expect "the color that Service ${APP} selects" "$(selects "$APP")" "$1"
+  expect "the color that Service ${APP}-preview selects" "$(selects "${APP}-preview")" "$2"
 }
 
 show_selectors() {
@@ -208,11 +220,15 @@ say "KUBECONFIG=.cluster/kubeconfig, kubectl $(kubectl version --client | sed -n
 run kubectl apply --server-side -f crds/
 run kubectl wait --for condition=established --timeout="${TIMEOUT}s" crd/bluegreenapps.bluegreen.dev
 
-if kubectl get namespace "$NS" >/dev/null 2>&1; then
+# Only a namespace an earlier demo made (its label says so) is deleted.
+if made_by=$(kubectl get namespace "$NS" -o jsonpath='{.metadata.labels.bluegreen\.dev/demo}' 2>/dev/null); then
+  [[ $made_by == true ]] ||
+    fail "namespace ${NS} exists and is not the demo's: delete it, or set DEMO_NAMESPACE to another name"
   say "deleting namespace ${NS} left by an earlier run"
   run kubectl delete namespace "$NS" --timeout="${TIMEOUT}s"
 fi
 run kubectl create namespace "$NS"
+kubectl label namespace "$NS" bluegreen.dev/demo=true >/dev/null
 deadline=$((SECONDS + TIMEOUT))
 until kubectl -n "$NS" get serviceaccount default >/dev/null 2>&1; do
   ((SECONDS < deadline)) || fail "namespace ${NS} got no default ServiceAccount in ${TIMEOUT}s"
@@ -241,7 +257,7 @@ await_converged Healthy blue
 run kubectl -n "$NS" get bga "$APP"
 run kubectl bluegreen -n "$NS" status "$APP"
 expect "status.previewColor" "$(app_field .status.previewColor)" ""
-expect "the ready pods of ${APP}-blue" "$(ready_of blue)" "2/2"
+expect "ready/desired pods of Deployment ${APP}-blue" "$(ready_of blue)" "2/2"
 expect_selectors blue blue
 say "ok: 1.0.0 is live on blue (phase Healthy, 2/2 pods ready); Services ${APP} and ${APP}-preview select blue"
 
@@ -253,8 +269,8 @@ await_converged Paused blue
 await .status.previewColor green
 run kubectl bluegreen -n "$NS" status "$APP"
 show_selectors
-expect "the ready pods of ${APP}-green" "$(ready_of green)" "2/2"
-expect "the ready pods of ${APP}-blue" "$(ready_of blue)" "2/2"
+expect "ready/desired pods of Deployment ${APP}-green" "$(ready_of green)" "2/2"
+expect "ready/desired pods of Deployment ${APP}-blue" "$(ready_of blue)" "2/2"
 expect_selectors blue green
 say "ok: 2.0.0 waits on green (phase Paused, 2/2 pods ready); prod Service ${APP} still selects blue, ${APP}-preview selects green"
 
@@ -271,7 +287,7 @@ expect "status.previewColor" "$(app_field .status.previewColor)" ""
 expect_selectors green green
 await_switched 1
 [[ $SWITCHED == *"blue to green"* ]] || fail "the Switched Event does not say blue to green: ${SWITCHED}"
-expect "the ready pods of ${APP}-blue (kept for the rollback window)" "$(ready_of blue)" "2/2"
+expect "ready/desired pods of Deployment ${APP}-blue (kept for the rollback window)" "$(ready_of blue)" "2/2"
 blue_pods=$(pods_of blue)
 say "ok: prod switched to green in one step (phase Healthy, 1 Event Switched: blue to green); blue keeps its 2 pods for scaleDownDelaySeconds"
 
