@@ -112,11 +112,12 @@ def runs_the_operator(pid: int) -> bool:
 def namespace_phase(core: kubernetes.client.CoreV1Api) -> str | None:
     """The demo namespace's phase, or None when it is gone."""
     try:
-        return str(core.read_namespace(NAMESPACE).status.phase)
+        status = core.read_namespace(NAMESPACE).status
     except kubernetes.client.ApiException as exc:
         if exc.status == 404:
             return None
         raise
+    return None if status is None else str(status.phase)
 
 
 @pytest.fixture
