@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import socket
 import sys
 
 import kopf
+import kubernetes
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -48,16 +51,26 @@ def configure_logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
-    from bluegreen import handlers  # noqa: F401  (registers the handlers)
+    from bluegreen import handlers
+    from bluegreen.kube import Kube
+
+    try:
+        kube = Kube.from_environment(pool_size=handlers.CONCURRENCY * 2)
+    except kubernetes.config.ConfigException as err:
+        sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
 
     scope = ", ".join(args.namespace) if args.namespace else "all namespaces"
     logging.getLogger("bluegreen").info("bluegreen-operator watching BlueGreenApps in %s", scope)
 
     kopf.run(
+        # Kopf would name itself after getpass.getuser(), which fails for a numeric uid with
+        # no passwd entry (as in the image); the identity only labels this process anyway.
+        identity=f"bluegreen-operator@{socket.gethostname()}/{os.getpid()}",  # type: ignore[arg-type]
         standalone=True,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
+        memo=kopf.Memo(kube=kube),
     )
 
 

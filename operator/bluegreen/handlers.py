@@ -55,7 +55,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = True
     # The operator posts its own Events; Kopf's would be about its own internals.
     settings.posting.enabled = False
-    runtime = Runtime(Kube.from_environment(pool_size=CONCURRENCY * 2))
+    runtime = Runtime(memo.kube)
     memo.runtime = runtime
     memo.resync = asyncio.get_running_loop().create_task(runtime.resync_forever())
 
