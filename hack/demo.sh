@@ -15,12 +15,13 @@
 # KUBECONFIG. It is started when it is not up; the demo stops it again at the end only if
 # it started it from nothing (DEMO_KEEP_CLUSTER=1 keeps it), as the test fixtures do. The
 # operator runs in the background for the demo namespace only (its log:
-# .cluster/logs/demo-operator.log) and is stopped on any exit, Ctrl-C included. An operator
-# for all namespaces (`make run`) going at the same time acts on the demo too: the outcome is
-# the same (every write is conditional), but the demo's log then shows only part of the work.
+# .cluster/logs/bluegreen-demo-operator.log) and is stopped on any exit, Ctrl-C included.
+# An operator for all namespaces (`make run`) going at the same time acts on the demo too:
+# the outcome is the same (every write is conditional), but the demo's log shows only part.
 #
-# Environment: DEMO_NAMESPACE (default bluegreen-demo, deleted first if it exists),
-# DEMO_TIMEOUT (seconds for each wait, default 60), DEMO_KEEP_CLUSTER=1.
+# Environment: DEMO_NAMESPACE (default bluegreen-demo; one left by an earlier demo is
+# deleted first, any other is refused), DEMO_TIMEOUT (seconds for each wait, default 60),
+# DEMO_KEEP_CLUSTER=1.
 set -Eeuo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +32,7 @@ TIMEOUT=${DEMO_TIMEOUT:-60}
 KEEP_CLUSTER=${DEMO_KEEP_CLUSTER:-0}
 APP=hello
 EXAMPLES=examples/hello
-OPERATOR_LOG=.cluster/logs/demo-operator.log
+OPERATOR_LOG=.cluster/logs/${NS}-operator.log
 
 STEP="setup"
 operator_pid=""
@@ -80,9 +81,11 @@ fail() {
   trap - ERR
   {
     printf '\ndemo: FAILED at %s: %s\n' "$STEP" "$*"
-    local app
-    if [[ $STEP == step* ]] && app=$(kubectl -n "$NS" get bga "$APP" 2>/dev/null \
-      -o custom-columns='GENERATION:.metadata.generation,OBSERVED:.status.observedGeneration,ACTIVE:.status.activeColor,PREVIEW:.status.previewColor,PHASE:.status.phase,MESSAGE:.status.message'); then
+    local app columns=GENERATION:.metadata.generation,OBSERVED:.status.observedGeneration
+    columns+=,ACTIVE:.status.activeColor,PREVIEW:.status.previewColor,PHASE:.status.phase
+    columns+=,MESSAGE:.status.message
+    if [[ $STEP == step* ]] &&
+      app=$(kubectl -n "$NS" get bga "$APP" -o "custom-columns=${columns}" 2>/dev/null); then
       printf 'demo: the app now:\n'
       printf '%s\n' "$app" | sed 's/^/    /'
     fi

@@ -7,8 +7,10 @@ line and the exit code. Then, that it cleaned up: the operator it started is gon
 namespace is being deleted. A second test breaks the switch on purpose and expects the demo
 to fail at step 3, naming it, with the operator log's tail.
 
-The demo runs its own operator for its own namespace (bluegreen-demo) only, so it does not
-meet the operators of the other end-to-end tests.
+The demo runs its own operator for its own namespace only, so it does not meet the operators
+of the other end-to-end tests. That namespace is bluegreen-demo unless DEMO_NAMESPACE says
+otherwise; here it gets a unique name, so that two test sessions on one control plane (or a
+`make demo` beside them) do not share it.
 """
 
 from __future__ import annotations
@@ -22,17 +24,15 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from kubehelpers import KubeCluster
+from kubehelpers import KubeCluster, dns_label
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "hack" / "demo.sh"
-NAMESPACE = "bluegreen-demo"
-POLICY = "bluegreen-demo-test-no-switch"
 
 HEADERS = [
-    "setup: local control plane, CRD, operator for namespace bluegreen-demo",
+    "setup: local control plane, CRD, operator for namespace {namespace}",
     "step 1: v1 (1.0.0, promote: true) goes live",
     "step 2: v2 (2.0.0, promote: false) on preview",
     "step 3: promote (v2-promoted: promote: true)",
@@ -52,12 +52,12 @@ OK_LINES = {
 }
 
 
-def run_demo(**env: str) -> subprocess.CompletedProcess[str]:
+def run_demo(namespace: str, **env: str) -> subprocess.CompletedProcess[str]:
     """hack/demo.sh, what `make demo` runs once the venv and the binaries exist."""
     return subprocess.run(
         [str(DEMO)],
         cwd=REPO,
-        env={**os.environ, **env},
+        env={**os.environ, "DEMO_NAMESPACE": namespace, **env},
         capture_output=True,
         text=True,
         timeout=240,
@@ -109,10 +109,10 @@ def runs_the_operator(pid: int) -> bool:
     return b"bluegreen" in cmdline
 
 
-def namespace_phase(core: kubernetes.client.CoreV1Api) -> str | None:
-    """The demo namespace's phase, or None when it is gone."""
+def namespace_phase(core: kubernetes.client.CoreV1Api, namespace: str) -> str | None:
+    """The namespace's phase, or None when it is gone."""
     try:
-        status = core.read_namespace(NAMESPACE).status
+        status = core.read_namespace(namespace).status
     except kubernetes.client.ApiException as exc:
         if exc.status == 404:
             return None
@@ -126,16 +126,30 @@ def core(kube_cluster: KubeCluster) -> Iterator[kubernetes.client.CoreV1Api]:
         yield kubernetes.client.CoreV1Api(api)
 
 
+@pytest.fixture
+def demo_namespace(core: kubernetes.client.CoreV1Api) -> Iterator[str]:
+    """A name for the demo's namespace. Afterwards the namespace is deleted if the demo left
+    it (as it does when a step fails), and so is the operator log named after it."""
+    name = dns_label("bluegreen-demo")
+    yield name
+    (REPO / ".cluster" / "logs" / f"{name}-operator.log").unlink(missing_ok=True)
+    try:
+        core.delete_namespace(name)
+    except kubernetes.client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
 def test_demo_walks_through_the_quickstart(
-    kube_cluster: KubeCluster, core: kubernetes.client.CoreV1Api
+    demo_namespace: str, core: kubernetes.client.CoreV1Api
 ) -> None:
-    demo = run_demo()
+    demo = run_demo(demo_namespace)
     output = f"--- stdout ---\n{demo.stdout}\n--- stderr ---\n{demo.stderr}"
 
     assert demo.returncode == 0, output
     assert demo.stdout.splitlines()[-1] == "demo: all steps passed", output
     found = sections(demo.stdout)
-    assert list(found) == HEADERS, output
+    assert list(found) == [h.format(namespace=demo_namespace) for h in HEADERS], output
     assert [line for line in demo.stdout.splitlines() if line.startswith("ok: ")][1:] == list(
         OK_LINES.values()
     ), output
@@ -164,38 +178,23 @@ def test_demo_walks_through_the_quickstart(
 
     # Cleaned up: the operator stopped, the namespace gone or on its way out.
     assert not runs_the_operator(operator_pid(demo.stdout)), "the demo's operator still runs"
-    assert namespace_phase(core) in (None, "Terminating")
+    assert namespace_phase(core, demo_namespace) in (None, "Terminating")
 
 
 @pytest.fixture
-def no_switch_to_green(
-    core: kubernetes.client.CoreV1Api, kube_cluster: KubeCluster
-) -> Iterator[None]:
-    """An admission policy that refuses, in the demo namespace only, to let Service hello
+def no_switch_to_green(demo_namespace: str, kube_cluster: KubeCluster) -> Iterator[None]:
+    """An admission policy that refuses, in the demo's namespace only, to let Service hello
     select green: step 3's switch can never happen."""
     with kube_cluster.api_client() as api:
         admission = kubernetes.client.AdmissionregistrationV1Api(api)
-
-        def delete() -> None:
-            for remove in (
-                admission.delete_validating_admission_policy_binding,
-                admission.delete_validating_admission_policy,
-            ):
-                try:
-                    remove(POLICY)
-                except kubernetes.client.ApiException as exc:
-                    if exc.status != 404:
-                        raise
-
-        delete()  # left by an interrupted run
         admission.create_validating_admission_policy(
             {
-                "metadata": {"name": POLICY},
+                "metadata": {"name": demo_namespace},
                 "spec": {
                     "failurePolicy": "Fail",
                     "matchConstraints": {
                         "namespaceSelector": {
-                            "matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}
+                            "matchLabels": {"kubernetes.io/metadata.name": demo_namespace}
                         },
                         "resourceRules": [
                             {
@@ -216,27 +215,30 @@ def no_switch_to_green(
                 },
             }
         )
-        admission.create_validating_admission_policy_binding(
-            {
-                "metadata": {"name": POLICY},
-                "spec": {"policyName": POLICY, "validationActions": ["Deny"]},
-            }
-        )
         try:
+            admission.create_validating_admission_policy_binding(
+                {
+                    "metadata": {"name": demo_namespace},
+                    "spec": {"policyName": demo_namespace, "validationActions": ["Deny"]},
+                }
+            )
             yield
         finally:
-            delete()
-            try:
-                core.delete_namespace(NAMESPACE)  # the failed demo leaves it for a look
-            except kubernetes.client.ApiException as exc:
-                if exc.status != 404:
-                    raise
+            for remove in (
+                admission.delete_validating_admission_policy_binding,
+                admission.delete_validating_admission_policy,
+            ):
+                try:
+                    remove(demo_namespace)
+                except kubernetes.client.ApiException as exc:
+                    if exc.status != 404:
+                        raise
 
 
 def test_demo_fails_naming_the_step_when_prod_does_not_switch(
-    no_switch_to_green: None, core: kubernetes.client.CoreV1Api
+    demo_namespace: str, no_switch_to_green: None, core: kubernetes.client.CoreV1Api
 ) -> None:
-    demo = run_demo(DEMO_TIMEOUT="10")
+    demo = run_demo(demo_namespace, DEMO_TIMEOUT="10")
     output = f"--- stdout ---\n{demo.stdout}\n--- stderr ---\n{demo.stderr}"
 
     assert demo.returncode == 1, output
@@ -252,7 +254,8 @@ def test_demo_fails_naming_the_step_when_prod_does_not_switch(
         re.MULTILINE,
     ), output
     # what the operator ran into is in the log tail the demo printed
-    assert "demo: operator log (.cluster/logs/demo-operator.log), last 30 lines:" in demo.stderr
+    log = f".cluster/logs/{demo_namespace}-operator.log"
+    assert f"demo: operator log ({log}), last 30 lines:" in demo.stderr, output
     assert "test_demo: prod may not switch to green" in demo.stderr, output
     assert not runs_the_operator(operator_pid(demo.stdout)), "the demo's operator still runs"
-    assert namespace_phase(core) == "Active", "the failed demo's namespace is left for a look"
+    assert namespace_phase(core, demo_namespace) == "Active", "the namespace is left for a look"
