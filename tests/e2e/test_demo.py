@@ -101,12 +101,13 @@ def operator_pid(stdout: str) -> int:
     return int(match.group(1))
 
 
-def runs_the_operator(pid: int) -> bool:
+def runs_the_operator(pid: int, namespace: str) -> bool:
+    """Whether ``pid`` is (still) the demo's operator, not a process that got its pid since."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except FileNotFoundError:
         return False
-    return b"bluegreen" in cmdline
+    return b"bluegreen" in cmdline and namespace.encode() in cmdline
 
 
 def namespace_phase(core: kubernetes.client.CoreV1Api, namespace: str) -> str | None:
@@ -177,7 +178,9 @@ def test_demo_walks_through_the_quickstart(
     assert selects(four, "hello", "blue") and selects(four, "hello-preview", "blue"), four
 
     # Cleaned up: the operator stopped, the namespace gone or on its way out.
-    assert not runs_the_operator(operator_pid(demo.stdout)), "the demo's operator still runs"
+    assert not runs_the_operator(operator_pid(demo.stdout), demo_namespace), (
+        "the demo's operator still runs"
+    )
     assert namespace_phase(core, demo_namespace) in (None, "Terminating")
 
 
@@ -257,5 +260,7 @@ def test_demo_fails_naming_the_step_when_prod_does_not_switch(
     log = f".cluster/logs/{demo_namespace}-operator.log"
     assert f"demo: operator log ({log}), last 30 lines:" in demo.stderr, output
     assert "test_demo: prod may not switch to green" in demo.stderr, output
-    assert not runs_the_operator(operator_pid(demo.stdout)), "the demo's operator still runs"
+    assert not runs_the_operator(operator_pid(demo.stdout), demo_namespace), (
+        "the demo's operator still runs"
+    )
     assert namespace_phase(core, demo_namespace) == "Active", "the namespace is left for a look"
