@@ -78,10 +78,17 @@ class Plan:
     actions: tuple[Action, ...]
     status: Status
     requeue_after: float | None = None
+    # What status says should the switch write fail: prod then still selects the old color.
+    status_unswitched: Status | None = None
+
+    @property
+    def switch(self) -> Action | None:
+        """The write that moves prod traffic, when this plan switches."""
+        return next((a for a in self.actions if a.why.startswith("switch")), None)
 
     @property
     def switches(self) -> bool:
-        return any(a.why.startswith("switch") for a in self.actions)
+        return self.switch is not None
 
 
 # ---------------------------------------------------------------- facts about live objects
@@ -237,6 +244,7 @@ class _Decision:
     status: Status
     requeue_after: float | None = None
     switched: bool = False
+    status_unswitched: Status | None = None
 
 
 def plan(app: App, observed: Observed, now: datetime) -> Plan:
@@ -257,7 +265,7 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
             "the operator leaves it alone: delete or rename it"
         )
         status = replace(status, phase="Degraded", reason="ChildConflict", message=message)
-    return Plan(tuple(actions), status, decision.requeue_after)
+    return Plan(tuple(actions), status, decision.requeue_after, decision.status_unswitched)
 
 
 def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _Decision:
@@ -406,8 +414,20 @@ def _new_revision(
             available=True,
             previous_revision=active_rev,
         )
+        unswitched = replace(
+            waiting,
+            reason="Switching",
+            message=f"revision {want} is ready on {idle}; switching prod to it",
+        )
         return _Decision(
-            idle, None, deployments, record, status, float(spec.scaleDownDelaySeconds), True
+            idle,
+            None,
+            deployments,
+            record,
+            status,
+            float(spec.scaleDownDelaySeconds),
+            switched=True,
+            status_unswitched=unswitched,
         )
 
     failure = has_failed_progress(idle_dep)

@@ -37,6 +37,7 @@ class Outcome:
 
     requeue_after: float | None = None
     failures: list[str] = field(default_factory=list)
+    done: list[Action] = field(default_factory=list)
 
 
 def utcnow() -> datetime:
@@ -59,6 +60,10 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
     the_plan = planner.plan(app, observe(kube, app), now)
     outcome = act(kube, body, the_plan)
     status = the_plan.status
+    if the_plan.switch is not None and the_plan.switch not in outcome.done:
+        # Prod still selects the old color: say so, never a switch that did not happen.
+        assert the_plan.status_unswitched is not None
+        status = the_plan.status_unswitched
     if outcome.failures:
         status = replace(
             status, phase="Degraded", reason="ChildRejected", message="; ".join(outcome.failures)
@@ -110,6 +115,7 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
             log.warning("%s/%s: %s", ns, app_body["metadata"]["name"], failure)
             outcome.failures.append(failure)
             continue
+        outcome.done.append(action)
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
         kube.post_event(app_body, "Normal", _event_reason(action), action.why)
     return outcome

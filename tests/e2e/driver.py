@@ -6,8 +6,10 @@ Objects come back as plain dicts.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
@@ -196,3 +198,63 @@ class SelectorHistory:
                 obj = event["raw_object"]
                 self._version = obj["metadata"]["resourceVersion"]
                 self._record(obj)
+
+
+@contextlib.contextmanager
+def refusing_selector(
+    api: kubernetes.client.ApiClient, namespace: str, service: str, color: str
+) -> Iterator[str]:
+    """An admission policy that refuses, in one namespace only, any update making ``service``
+    select ``color``: a switch the API server turns down, as a stricter cluster might.
+    Yields the refusal message."""
+    admission = kubernetes.client.AdmissionregistrationV1Api(api)
+    name = f"refuse-{namespace}"[:63]
+    message = f"test policy: Service {service} may not select {color}"
+    admission.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                    },
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["UPDATE"],
+                            "resources": ["services"],
+                        }
+                    ],
+                },
+                "validations": [
+                    {
+                        "expression": f"object.metadata.name != '{service}' || "
+                        f"object.spec.selector['bluegreen.dev/color'] != '{color}'",
+                        "message": message,
+                    }
+                ],
+            },
+        }
+    )
+    try:
+        admission.create_validating_admission_policy_binding(
+            {
+                "metadata": {"name": name},
+                "spec": {"policyName": name, "validationActions": ["Deny"]},
+            }
+        )
+        # Admission policies take effect once the API server's informer has them.
+        time.sleep(2)
+        yield message
+    finally:
+        for remove in (
+            admission.delete_validating_admission_policy_binding,
+            admission.delete_validating_admission_policy,
+        ):
+            try:
+                remove(name)
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 404:
+                    raise

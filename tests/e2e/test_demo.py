@@ -24,6 +24,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
+from driver import refusing_selector
 from kubehelpers import KubeCluster, dns_label
 
 pytestmark = pytest.mark.e2e
@@ -188,54 +189,11 @@ def test_demo_walks_through_the_quickstart(
 def no_switch_to_green(demo_namespace: str, kube_cluster: KubeCluster) -> Iterator[None]:
     """An admission policy that refuses, in the demo's namespace only, to let Service hello
     select green: step 3's switch can never happen."""
-    with kube_cluster.api_client() as api:
-        admission = kubernetes.client.AdmissionregistrationV1Api(api)
-        admission.create_validating_admission_policy(
-            {
-                "metadata": {"name": demo_namespace},
-                "spec": {
-                    "failurePolicy": "Fail",
-                    "matchConstraints": {
-                        "namespaceSelector": {
-                            "matchLabels": {"kubernetes.io/metadata.name": demo_namespace}
-                        },
-                        "resourceRules": [
-                            {
-                                "apiGroups": [""],
-                                "apiVersions": ["v1"],
-                                "operations": ["UPDATE"],
-                                "resources": ["services"],
-                            }
-                        ],
-                    },
-                    "validations": [
-                        {
-                            "expression": "object.metadata.name != 'hello' || "
-                            "object.spec.selector['bluegreen.dev/color'] != 'green'",
-                            "message": "test_demo: prod may not switch to green",
-                        }
-                    ],
-                },
-            }
-        )
-        try:
-            admission.create_validating_admission_policy_binding(
-                {
-                    "metadata": {"name": demo_namespace},
-                    "spec": {"policyName": demo_namespace, "validationActions": ["Deny"]},
-                }
-            )
-            yield
-        finally:
-            for remove in (
-                admission.delete_validating_admission_policy_binding,
-                admission.delete_validating_admission_policy,
-            ):
-                try:
-                    remove(demo_namespace)
-                except kubernetes.client.ApiException as exc:
-                    if exc.status != 404:
-                        raise
+    with (
+        kube_cluster.api_client() as api,
+        refusing_selector(api, demo_namespace, "hello", "green"),
+    ):
+        yield
 
 
 def test_demo_fails_naming_the_step_when_prod_does_not_switch(
@@ -259,7 +217,7 @@ def test_demo_fails_naming_the_step_when_prod_does_not_switch(
     # what the operator ran into is in the log tail the demo printed
     log = f".cluster/logs/{demo_namespace}-operator.log"
     assert f"demo: operator log ({log}), last 30 lines:" in demo.stderr, output
-    assert "test_demo: prod may not switch to green" in demo.stderr, output
+    assert "Service hello may not select green" in demo.stderr, output
     assert not runs_the_operator(operator_pid(demo.stdout), demo_namespace), (
         "the demo's operator still runs"
     )

@@ -13,8 +13,8 @@ import pytest
 
 from bluegreen.revision import revision_of
 
-from driver import Driver, SelectorHistory, pause
-from kubehelpers import wait_for
+from driver import Driver, SelectorHistory, pause, refusing_selector
+from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
 from specs import hello, template
 
@@ -417,3 +417,32 @@ def test_operator_killed_mid_rollout_converges(
     assert app["status"]["activeRevision"] == revision_of(template("v2"))
     # The Event follows the write: a kill between the two loses the Event, never the switch.
     assert len(driver.events(namespace, APP, "Switched")) <= 1
+
+
+# ---------------------------------------------------------------- a switch the API server refuses
+
+
+def test_a_refused_switch_is_reported_and_status_never_claims_it(
+    driver: Driver, namespace: str, operator: OperatorProcess, kube_cluster: KubeCluster
+) -> None:
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Healthy")
+    deploy_v2_and_wait_paused(driver, namespace)
+
+    with (
+        kube_cluster.api_client() as api,
+        refusing_selector(api, namespace, "hello", "green") as refusal,
+    ):
+        driver.patch_spec(namespace, APP, {"promote": True})
+        app = driver.wait_app(namespace, APP, phase="Degraded")
+
+        assert refusal in app["status"]["message"]
+        assert driver.selector_color(namespace, "hello") == "blue"
+        assert app["status"]["activeColor"] == "blue"  # the truth, not the plan
+        assert app["status"]["activeRevision"] == revision_of(template("v1"))
+        assert app["status"]["previewColor"] == "green"
+        assert not driver.events(namespace, APP, "Switched")
+
+    # The cluster relents: the next pass switches.
+    app = driver.wait_app(namespace, APP, phase="Healthy", activeColor="green", timeout=60)
+    assert driver.selector_color(namespace, "hello") == "green"
