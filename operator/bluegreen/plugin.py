@@ -375,6 +375,12 @@ def promote_message(app: Obj) -> str:
     )
 
 
+def moves_prod(app: Obj, promote_flag: bool) -> bool:
+    """Whether prod follows a rollback by itself: with ``--promote``, or when the app
+    promotes every ready revision already (``spec.promote: true``)."""
+    return promote_flag or bool(dig(app, "spec", "promote"))
+
+
 def rollback_message(app_name: str, target: RollbackTarget, *, promote: bool) -> str:
     then = (
         "prod moves to it as soon as it is ready"
@@ -716,7 +722,7 @@ def run_rollback(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
     warn_if_gitops(app)
     patch = rollback_patch(app, target.template, promote=args.promote)
     kube.patch_app(args.namespace, args.name, patch, content_type="application/json-patch+json")
-    print(rollback_message(args.name, target, promote=args.promote), file=out)
+    print(rollback_message(args.name, target, promote=moves_prod(app, args.promote)), file=out)
     return 0
 
 

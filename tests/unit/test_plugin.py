@@ -661,3 +661,16 @@ def test_context_namespace_is_the_default_namespace(tmp_path: Path) -> None:
     kubeconfig = kubeconfig_for("http://127.0.0.1:1", tmp_path / "config")
     assert plugin.context_namespace(str(kubeconfig), None) == "team"
     assert plugin.context_namespace(str(kubeconfig), "x") == "team"
+
+
+@pytest.mark.parametrize(
+    ("spec_promote", "flag", "moves"),
+    [
+        pytest.param(False, False, False, id="waits-as-preview"),
+        pytest.param(False, True, True, id="flag-promotes"),
+        pytest.param(True, False, True, id="app-promotes-already"),
+    ],
+)
+def test_rollback_says_whether_prod_follows(spec_promote: bool, flag: bool, moves: bool) -> None:
+    rolled = {"spec": {"promote": spec_promote}}
+    assert plugin.moves_prod(rolled, flag) is moves
