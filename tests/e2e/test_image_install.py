@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
+from dockerfile import Instruction, parse_dockerfile
 from driver import Driver
 from kubehelpers import KubeCluster, wait_for
 from specs import hello, template
@@ -47,32 +48,6 @@ SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 # ---------------------------------------------------------------- reading the Dockerfile
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    arguments: str
-
-
-def parse_dockerfile(text: str) -> list[list[Instruction]]:
-    """The build stages, each a list of instructions starting with its FROM (line
-    continuations joined, comments dropped)."""
-    stages: list[list[Instruction]] = []
-    pending = ""
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + line).partition(" ")
-        pending = ""
-        if keyword.upper() == "FROM":
-            stages.append([])
-        stages[-1].append(Instruction(keyword.upper(), " ".join(arguments.split())))
-    return stages
 
 
 def dockerignore_excludes(relative: str, patterns: list[str]) -> bool:

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from dockerfile import (
+    Instruction,
+    arguments_of,
+    env_of,
+    parse_instructions,
+    split_stages,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_DOCKERFILE = REPO / "Dockerfile"
@@ -26,56 +32,8 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 COMPILER_PACKAGES = ("build-essential", "gcc", "g++", "clang", "make", "python3-dev")
 
 
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    arguments: str
-
-
-def parse_instructions(text: str) -> list[Instruction]:
-    """Dockerfile instructions, with line continuations joined and comments dropped."""
-    instructions: list[Instruction] = []
-    pending = ""
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + line).partition(" ")
-        instructions.append(Instruction(keyword.upper(), " ".join(arguments.split())))
-        pending = ""
-    return instructions
-
-
-def split_stages(instructions: list[Instruction]) -> list[list[Instruction]]:
-    """One list per build stage, each starting with its FROM."""
-    stages: list[list[Instruction]] = []
-    for instruction in instructions:
-        if instruction.keyword == "FROM":
-            stages.append([])
-        if stages:
-            stages[-1].append(instruction)
-    return stages
-
-
 def final_stage(path: Path) -> list[Instruction]:
     return split_stages(parse_instructions(path.read_text()))[-1]
-
-
-def arguments_of(stage: list[Instruction], keyword: str) -> list[str]:
-    return [instruction.arguments for instruction in stage if instruction.keyword == keyword]
-
-
-def env_of(stage: list[Instruction]) -> dict[str, str]:
-    """ENV key=value pairs of a stage (the key=value form only; the old `ENV k v` is unused)."""
-    env: dict[str, str] = {}
-    for arguments in arguments_of(stage, "ENV"):
-        for pair in shlex.split(arguments):
-            key, _, value = pair.partition("=")
-            env[key] = value
-    return env
 
 
 def is_numeric_non_root_user(user: str) -> bool:
