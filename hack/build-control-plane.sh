@@ -93,7 +93,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X ${pkg}.gitVersion=${k8s_version} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${k8s_minor}"
   k8s_ldflags+=" -X ${pkg}.gitTreeState=clean"
 done
-log "building Kubernetes ${k8s_version} (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) with -p ${jobs}; cold: 15-30 min on 2 cores"
+log "building Kubernetes ${k8s_version} (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) with -p ${jobs}; from scratch this takes 7-15 min on 2 cores"
 (cd "${tools}/k8s" && go build "${common[@]}" -ldflags "$k8s_ldflags" -o "$tmp/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
