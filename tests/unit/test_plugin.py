@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import urllib3
 
-from bluegreen import plugin
-from bluegreen.plugin import PluginError
+from bluegreen.plugin import cli, client, view
+from bluegreen.plugin.view import PluginError
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 TEMPLATE_V1: dict[str, Any] = {
@@ -97,7 +97,7 @@ def test_render_status_of_a_waiting_preview_in_full() -> None:
             "conditions": [AVAILABLE],
         }
     )
-    assert plugin.render_status(paused, {"blue": BLUE_V1, "green": GREEN_V2}) == (
+    assert view.render_status(paused, {"blue": BLUE_V1, "green": GREEN_V2}) == (
         "Name:       hello\n"
         "Namespace:  default\n"
         "Phase:      Paused\n"
@@ -214,7 +214,7 @@ def test_render_status(
     expected_lines: list[str],
     absent: list[str],
 ) -> None:
-    text = plugin.render_status(obj, deployments)  # type: ignore[arg-type]
+    text = view.render_status(obj, deployments)  # type: ignore[arg-type]
     for line in expected_lines:
         assert line in text
     for line in absent:
@@ -254,7 +254,7 @@ def test_render_status(
     ],
 )
 def test_render_list(apps: list[dict[str, Any]], namespace: str | None, expected: str) -> None:
-    assert plugin.render_list(apps, NOW, namespace=namespace) == expected
+    assert view.render_list(apps, NOW, namespace=namespace) == expected
 
 
 @pytest.mark.parametrize(
@@ -273,7 +273,7 @@ def test_render_list(apps: list[dict[str, Any]], namespace: str | None, expected
     ],
 )
 def test_human_duration(seconds: float, expected: str) -> None:
-    assert plugin.human_duration(seconds) == expected
+    assert view.human_duration(seconds) == expected
 
 
 # --- rollback -------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def test_human_duration(seconds: float, expected: str) -> None:
 def test_rollback_target(
     status: dict[str, Any], deployments: dict[str, Any], expected: tuple[str, str, Any]
 ) -> None:
-    target = plugin.rollback_target(app(status), deployments)  # type: ignore[arg-type]
+    target = view.rollback_target(app(status), deployments)  # type: ignore[arg-type]
     assert (target.color, target.revision, target.template) == expected
 
 
@@ -342,7 +342,7 @@ def test_rollback_target_unknown(
     status: dict[str, Any], deployments: dict[str, Any], reason: str
 ) -> None:
     with pytest.raises(PluginError) as raised:
-        plugin.rollback_target(app(status), deployments)  # type: ignore[arg-type]
+        view.rollback_target(app(status), deployments)  # type: ignore[arg-type]
     assert str(raised.value).startswith('no previous revision is known for bluegreenapp "hello"')
     assert reason in str(raised.value)
 
@@ -351,7 +351,7 @@ def test_rollback_target_refuses_a_corrupt_annotation() -> None:
     green = deployment("green", "bbbb222222", TEMPLATE_V2)
     green["metadata"]["annotations"]["bluegreen.dev/pod-template"] = "{not json"
     with pytest.raises(PluginError, match="is not JSON"):
-        plugin.rollback_target(
+        view.rollback_target(
             app({"phase": "Healthy", **ACTIVE_BLUE}), {"blue": BLUE_V1, "green": green}
         )
 
@@ -368,7 +368,7 @@ def test_rollback_target_refuses_a_corrupt_annotation() -> None:
 def test_rollback_patch_replaces_the_whole_template(
     promote: bool, expected_tail: list[dict[str, Any]]
 ) -> None:
-    assert plugin.rollback_patch(app(None, generation=7), TEMPLATE_V1, promote=promote) == [
+    assert view.rollback_patch(app(None, generation=7), TEMPLATE_V1, promote=promote) == [
         {"op": "test", "path": "/metadata/generation", "value": 7},
         {"op": "replace", "path": "/spec/template", "value": TEMPLATE_V1},
         *expected_tail,
@@ -376,7 +376,7 @@ def test_rollback_patch_replaces_the_whole_template(
 
 
 def test_promote_patch_is_a_merge_patch_of_one_field() -> None:
-    assert plugin.promote_patch() == {"spec": {"promote": True}}
+    assert view.promote_patch() == {"spec": {"promote": True}}
 
 
 @pytest.mark.parametrize(
@@ -397,7 +397,7 @@ def test_promote_patch_is_a_merge_patch_of_one_field() -> None:
     ],
 )
 def test_promote_message(obj: dict[str, Any], expected: str) -> None:
-    assert plugin.promote_message(obj) == expected
+    assert view.promote_message(obj) == expected
 
 
 # --- GitOps ---------------------------------------------------------------------------------
@@ -431,17 +431,17 @@ def test_promote_message(obj: dict[str, Any], expected: str) -> None:
 def test_gitops_marker(
     labels: dict[str, str], annotations: dict[str, str], expected: str | None
 ) -> None:
-    assert plugin.gitops_marker(app(None, labels=labels, annotations=annotations)) == expected
+    assert view.gitops_marker(app(None, labels=labels, annotations=annotations)) == expected
 
 
 def test_gitops_warning_says_what_to_do_instead() -> None:
     managed = app(None, labels={"app.kubernetes.io/instance": "hello"})
-    assert plugin.gitops_warning(managed) == (
+    assert view.gitops_warning(managed) == (
         'warning: bluegreenapp "hello" looks managed by GitOps '
         "(label app.kubernetes.io/instance=hello): a GitOps tool with self-heal will undo "
         "this kubectl change; change the manifest in Git instead"
     )
-    assert plugin.gitops_warning(app(None)) is None
+    assert view.gitops_warning(app(None)) is None
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -510,7 +510,7 @@ NO_API_BODY = json.dumps(
     ],
 )
 def test_describe_api_error(status: int, reason: str, body: str, expected: str) -> None:
-    described = plugin.describe_api_error(
+    described = view.describe_api_error(
         status, reason, body, what="change bluegreenapp nope", namespace="team"
     )
     assert described == expected
@@ -548,7 +548,7 @@ def test_describe_api_error(status: int, reason: str, body: str, expected: str) 
     ],
 )
 def test_describe_connection_error(error: urllib3.exceptions.HTTPError, expected: str) -> None:
-    assert plugin.describe_connection_error(error, "https://127.0.0.1:6443", 3.0) == expected
+    assert view.describe_connection_error(error, "https://127.0.0.1:6443", 3.0) == expected
 
 
 def test_a_watch_error_ends_the_wait() -> None:
@@ -556,7 +556,7 @@ def test_a_watch_error_ends_the_wait() -> None:
     events.put("changed")
     events.put(PluginError("cannot reach the Kubernetes API"))
     with pytest.raises(PluginError, match="cannot reach"):
-        plugin.wait_for_change(events)
+        cli.wait_for_change(events)
 
 
 # --- the command line, up to the first request ----------------------------------------------
@@ -579,7 +579,7 @@ def test_a_watch_error_ends_the_wait() -> None:
     ],
 )
 def test_parser(argv: list[str], expected: dict[str, Any]) -> None:
-    parsed = vars(plugin.build_parser().parse_args(argv))
+    parsed = vars(cli.build_parser().parse_args(argv))
     assert {key: parsed[key] for key in expected} == expected
 
 
@@ -626,7 +626,7 @@ def test_unreachable_cluster_is_one_line_and_exit_1(
 ) -> None:
     server = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig_for(server, tmp_path / "config")))
-    assert plugin.main(argv) == 1
+    assert cli.main(argv) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert (
@@ -640,7 +640,7 @@ def test_missing_kubeconfig_is_one_line_and_exit_1(
     missing = tmp_path / "nope"
     monkeypatch.setenv("KUBECONFIG", str(missing))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    assert plugin.main(["list"]) == 1
+    assert cli.main(["list"]) == 1
     assert capsys.readouterr().err == (
         f"error: no kubeconfig found at {missing}: set KUBECONFIG or pass --kubeconfig\n"
     )
@@ -650,7 +650,7 @@ def test_unknown_context_is_one_line_and_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kubeconfig = kubeconfig_for("http://127.0.0.1:1", tmp_path / "config")
-    assert plugin.main(["--kubeconfig", str(kubeconfig), "--context", "nope", "list"]) == 1
+    assert cli.main(["--kubeconfig", str(kubeconfig), "--context", "nope", "list"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot use the kubeconfig at {kubeconfig}: ")
     assert "nope" in err
@@ -659,8 +659,8 @@ def test_unknown_context_is_one_line_and_exit_1(
 
 def test_context_namespace_is_the_default_namespace(tmp_path: Path) -> None:
     kubeconfig = kubeconfig_for("http://127.0.0.1:1", tmp_path / "config")
-    assert plugin.context_namespace(str(kubeconfig), None) == "team"
-    assert plugin.context_namespace(str(kubeconfig), "x") == "team"
+    assert client.context_namespace(str(kubeconfig), None) == "team"
+    assert client.context_namespace(str(kubeconfig), "x") == "team"
 
 
 @pytest.mark.parametrize(
@@ -673,4 +673,4 @@ def test_context_namespace_is_the_default_namespace(tmp_path: Path) -> None:
 )
 def test_rollback_says_whether_prod_follows(spec_promote: bool, flag: bool, moves: bool) -> None:
     rolled = {"spec": {"promote": spec_promote}}
-    assert plugin.moves_prod(rolled, flag) is moves
+    assert view.moves_prod(rolled, flag) is moves

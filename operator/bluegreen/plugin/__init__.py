@@ -1,0 +1,19 @@
+"""kubectl-bluegreen: see and steer BlueGreenApps from the command line.
+
+    kubectl bluegreen list [-A]
+    kubectl bluegreen status NAME [--watch]
+    kubectl bluegreen promote NAME
+    kubectl bluegreen rollback NAME [--promote]
+
+Everything that decides or renders is a pure function of plain dicts (objects exactly as the
+API returns them as JSON), so it is tested without a cluster. Only :class:`Kube` talks to the
+API, and it turns every failure into a one-line :class:`PluginError`.
+
+    view.py     the pure decisions and rendering, and PluginError
+    client.py   Kube and the kubeconfig: the only module that imports kubernetes
+    cli.py      the parser, the commands, the status watch, main
+"""
+
+from bluegreen.plugin.cli import main
+
+__all__ = ["main"]
