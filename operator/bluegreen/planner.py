@@ -55,7 +55,8 @@ class Action:
     kind: Kind
     name: str
     body: Obj | None
-    why: str
+    reason: str  # the Event's reason: Created, Deploying, Scaled, Switched, Updated, Deleted
+    why: str  # the Event's message and the log line
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Plan:
     @property
     def switch(self) -> Action | None:
         """The write that moves prod traffic, when this plan switches."""
-        return next((a for a in self.actions if a.why.startswith("switch")), None)
+        return next((a for a in self.actions if a.reason == "Switched"), None)
 
     @property
     def switches(self) -> bool:
@@ -491,33 +492,31 @@ def _actions(wanted: list[Obj], ours: _Children, switching: str | None) -> list[
         body = desired.stamped(want)
         if not needs_write(want, live):
             continue
+        reason, why = _describe(want, live, switching)
         if live is None:
-            actions.append(
-                Action("create", want["kind"], key[1], body, _why(want, live, switching))
-            )
+            actions.append(Action("create", want["kind"], key[1], body, reason, why))
         else:
             update = desired.for_update(body, live)
-            actions.append(
-                Action("update", want["kind"], key[1], update, _why(want, live, switching))
-            )
+            actions.append(Action("update", want["kind"], key[1], update, reason, why))
     return actions
 
 
-def _why(want: Obj, live: Obj | None, switching: str | None) -> str:
+def _describe(want: Obj, live: Obj | None, switching: str | None) -> tuple[str, str]:
+    """The Event reason and the sentence for one write."""
     kind, name = want["kind"], want["metadata"]["name"]
     if live is None:
-        return f"create {kind} {name}"
+        return "Created", f"create {kind} {name}"
     if kind == "Service":
         color = want["spec"]["selector"][names.LABEL_COLOR]
         if name == switching:
-            return f"switch Service {name} from {selected_color(live)} to {color}"
-        return f"update Service {name} (selects {color})"
+            return "Switched", f"switch Service {name} from {selected_color(live)} to {color}"
+        return "Updated", f"update Service {name} (selects {color})"
     if kind == "Deployment":
         rev, replicas = revision_label(want), want["spec"]["replicas"]
         if revision_label(live) != rev:
-            return f"deploy revision {rev} to {name} at {replicas} replicas"
-        return f"scale {name} to {replicas} replicas"
-    return f"update {kind} {name}"
+            return "Deploying", f"deploy revision {rev} to {name} at {replicas} replicas"
+        return "Scaled", f"scale {name} to {replicas} replicas"
+    return "Updated", f"update {kind} {name}"
 
 
 def _stale_ingresses(app: App, ours: _Children) -> list[Action]:
@@ -529,6 +528,7 @@ def _stale_ingresses(app: App, ours: _Children) -> list[Action]:
             "Ingress",
             obj["metadata"]["name"],
             None,
+            "Deleted",
             f"delete Ingress {obj['metadata']['name']}: spec.ingress was removed",
         )
         for obj in ours.ingresses.values()

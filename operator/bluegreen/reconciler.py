@@ -29,6 +29,7 @@ Clock = Callable[[], datetime]
 # After a write lost a race (409: the object appeared, or changed since it was read), look
 # again soon: the next pass reads it afresh and sees who owns it.
 RETRY_AFTER_CONFLICT = 0.5
+RETRY_AFTER_FORBIDDEN = 30.0
 
 
 @dataclass
@@ -52,12 +53,20 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
     try:
         spec = BlueGreenAppSpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as err:
-        _report_invalid_spec(kube, body, generation, err, clock())
+        _report_stuck(kube, body, generation, "InvalidSpec", _invalid_spec_message(err), clock())
         return Outcome()
     owner = Owner(name=name, namespace=namespace, uid=body["metadata"]["uid"])
     app = App(owner=owner, generation=generation, spec=spec)
     now = clock()
-    the_plan = planner.plan(app, observe(kube, app), now)
+    try:
+        the_plan = planner.plan(app, observe(kube, app), now)
+    except ApiError as err:
+        if err.status != 403:
+            raise
+        # Missing RBAC for a read: tell the user where they look, and look again later.
+        message = f"the operator may not read its children: {err.message}"
+        _report_stuck(kube, body, generation, "Forbidden", message, now)
+        return Outcome(requeue_after=RETRY_AFTER_FORBIDDEN, failures=[message])
     outcome = act(kube, body, the_plan)
     status = the_plan.status
     if the_plan.switch is not None and the_plan.switch not in outcome.done:
@@ -109,7 +118,10 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
             if err.status == 409:
                 outcome.requeue_after = RETRY_AFTER_CONFLICT
                 continue
-            if not err.is_invalid:
+            if err.status == 403:
+                # Missing RBAC: say so in the status, and look again later (it may be granted).
+                outcome.requeue_after = RETRY_AFTER_FORBIDDEN
+            elif not err.is_invalid:
                 raise
             failure = f"{action.kind} {action.name} was refused by the API server: {err.message}"
             log.warning("%s/%s: %s", ns, app_body["metadata"]["name"], failure)
@@ -117,7 +129,7 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
             continue
         outcome.done.append(action)
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
-        kube.post_event(app_body, "Normal", _event_reason(action), action.why)
+        kube.post_event(app_body, "Normal", action.reason, action.why)
     return outcome
 
 
@@ -130,16 +142,6 @@ def _perform(kube: Kube, namespace: str, action: Action) -> None:
     else:
         assert action.body is not None
         kube.replace(namespace, action.body)
-
-
-def _event_reason(action: Action) -> str:
-    if action.why.startswith("switch"):
-        return "Switched"
-    if action.why.startswith("deploy"):
-        return "Deploying"
-    if action.why.startswith("scale"):
-        return "Scaled"
-    return {"create": "Created", "update": "Updated", "delete": "Deleted"}[action.verb]
 
 
 # ---------------------------------------------------------------- status
@@ -211,21 +213,33 @@ def _present(status: Obj) -> Obj:
     return {k: v for k, v in status.items() if v is not None}
 
 
-def _report_invalid_spec(
-    kube: Kube, body: Obj, generation: int, err: pydantic.ValidationError, now: datetime
-) -> None:
-    """A spec the CRD schema let through but the models refuse: say so, touch nothing."""
+def _invalid_spec_message(err: pydantic.ValidationError) -> str:
     problems = "; ".join(
         f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
     )
+    return f"invalid spec: {problems}"
+
+
+def _report_stuck(
+    kube: Kube, body: Obj, generation: int, reason: str, message: str, now: datetime
+) -> None:
+    """Degraded for a reason that stops the whole pass (bad spec, missing rights): the rest
+    of the last status (which color serves prod) stays as it was, nothing else is written."""
     previous = body.get("status") or {}
-    status = Status(
-        phase="Degraded",
-        reason="InvalidSpec",
-        message=f"invalid spec: {problems}",
-        active_color=previous.get("activeColor") or "blue",
-        active_revision=previous.get("activeRevision") or "",
-        available=False,
+    status = status_body(
+        Status(
+            phase="Degraded",
+            reason=reason,
+            message=message,
+            active_color=previous.get("activeColor") or "blue",
+            active_revision=previous.get("activeRevision") or "",
+            available=False,
+        ),
+        generation,
+        previous,
+        now,
     )
-    if write_status(kube, body, status_body(status, generation, previous, now)):
-        kube.post_event(body, "Warning", "InvalidSpec", status.message)
+    for kept in ("activeColor", "activeRevision", "previewColor", "previewRevision"):
+        status[kept] = previous.get(kept)
+    if write_status(kube, body, status):
+        kube.post_event(body, "Warning", reason, message)

@@ -397,3 +397,54 @@ def test_namespaced_operator_serves_an_app_in_its_namespace(
     driver.patch_spec(ns, APP, {"template": template("v2")})
     driver.wait_app(ns, APP, phase="Healthy", activeColor="green")
     assert_never_refused(op)
+
+
+def without_ingress_verbs(rules: list[Any], verbs: set[str]) -> list[Any]:
+    """The rules less some verbs on ingresses (the rule goes when no verb is left)."""
+    out = []
+    for rule in rules:
+        if "ingresses" in rule.get("resources", []):
+            rule = {**rule, "verbs": [v for v in rule["verbs"] if v not in verbs]}
+        if rule["verbs"]:
+            out.append(rule)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("missing", "complaint"),
+    [
+        pytest.param({"create"}, "Ingress hello was refused by the API server", id="a-write"),
+        pytest.param(
+            {"get", "create", "update", "delete"},
+            "the operator may not read its children",
+            id="a-read",
+        ),
+    ],
+)
+def test_a_missing_right_is_reported_in_status_and_heals_once_granted(
+    namespaced_install: str,
+    driver: Driver,
+    run_operator: Callable[[str, str], OperatorProcess],
+    missing: set[str],
+    complaint: str,
+) -> None:
+    """RBAC that lacks a right the operator needs: the app says so (Degraded, naming what
+    was refused), and granting the right heals it."""
+    ns = namespaced_install
+    role = yaml.safe_load(kubectl("get", "role", SA, "-n", ns, "-o", "yaml").stdout)
+    narrowed = {"rules": without_ingress_verbs(role["rules"], missing)}
+    kubectl("patch", "role", SA, "-n", ns, "--type=merge", "-p", yaml.safe_dump(narrowed))
+    run_operator(ns, ns)
+
+    driver.create_app(ns, APP, hello(ingress=INGRESS))
+    app = driver.wait_app(ns, APP, phase="Degraded")
+
+    assert complaint in app["status"]["message"]
+    assert "forbidden" in app["status"]["message"]
+    wait_for(lambda: driver.events(ns, APP), timeout=10, what="a Warning Event")
+
+    restored = {"rules": role["rules"]}
+    kubectl("patch", "role", SA, "-n", ns, "--type=merge", "-p", yaml.safe_dump(restored))
+    driver.merge_patch("BlueGreenApp", ns, APP, {"metadata": {"annotations": {"touch": "1"}}})
+    driver.wait_app(ns, APP, phase="Healthy", timeout=60)
+    assert driver.get("Ingress", ns, "hello") is not None
