@@ -446,3 +446,46 @@ def test_a_refused_switch_is_reported_and_status_never_claims_it(
     # The cluster relents: the next pass switches.
     app = driver.wait_app(namespace, APP, phase="Healthy", activeColor="green", timeout=60)
     assert driver.selector_color(namespace, "hello") == "green"
+
+
+# ---------------------------------------------------------------- readiness gates the switch
+
+
+def set_pod_ready(driver: Driver, namespace: str, pod: str, ready: bool) -> None:
+    """What a kubelet does when a readiness probe fails or passes again."""
+    condition = {"type": "Ready", "status": "True" if ready else "False"}
+    driver.resource("Pod").status.patch(
+        name=pod,
+        namespace=namespace,
+        body={"status": {"conditions": [condition]}},
+        content_type="application/strategic-merge-patch+json",
+    )
+
+
+def test_switch_waits_until_every_new_pod_is_ready(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Healthy")
+    deploy_v2_and_wait_paused(driver, namespace)
+    green = driver.pods(namespace, "bluegreen.dev/app=hello,bluegreen.dev/color=green")
+    assert len(green) == 2
+    lagging = green[0]["metadata"]["name"]
+
+    set_pod_ready(driver, namespace, lagging, ready=False)
+    wait_for(
+        lambda: lagging not in driver.ready_endpoint_pods(namespace, "hello-preview"),
+        timeout=30,
+        what="the preview's endpoints to drop the unready pod",
+    )
+    driver.patch_spec(namespace, APP, {"promote": True})
+    app = driver.wait_app(namespace, APP, phase="Progressing", timeout=30)
+    pause(3)
+
+    assert driver.selector_color(namespace, "hello") == "blue"  # no switch onto 1 of 2 pods
+    assert driver.app(namespace, APP)["status"]["activeColor"] == "blue"
+    assert "green" in app["status"]["message"]
+
+    set_pod_ready(driver, namespace, lagging, ready=True)
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="green", timeout=30)
+    assert driver.selector_color(namespace, "hello") == "green"
