@@ -489,3 +489,27 @@ def test_switch_waits_until_every_new_pod_is_ready(
     set_pod_ready(driver, namespace, lagging, ready=True)
     driver.wait_app(namespace, APP, phase="Healthy", activeColor="green", timeout=30)
     assert driver.selector_color(namespace, "hello") == "green"
+
+
+# ---------------------------------------------------------------- hand edits
+
+
+def test_hand_edits_of_replicas_and_selectors_are_put_back(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    driver.create_app(namespace, APP, hello(replicas=2))
+    driver.wait_app(namespace, APP, phase="Healthy")
+
+    driver.merge_patch("Deployment", namespace, "hello-blue", {"spec": {"replicas": 5}})
+    driver.merge_patch("Service", namespace, "hello", {"spec": {"selector": {"app": "other"}}})
+
+    # Deployments are watched: at once. Services: at the next pass (the tests' resync is 20 s).
+    driver.wait_replicas(namespace, "hello-blue", 2, timeout=15)
+    wait_for(
+        lambda: (
+            driver.get("Service", namespace, "hello")["spec"]["selector"]  # type: ignore[index]
+            == {"bluegreen.dev/app": APP, "bluegreen.dev/color": "blue"}
+        ),
+        timeout=40,
+        what="the prod selector to be put back",
+    )
