@@ -75,27 +75,33 @@ class Timeline:
     def stop(self) -> None:
         self._stop.set()
 
-    def _watch_services(self) -> None:
-        resource = self.driver.resource("Service")
+    def _watch(self, kind: str, on_event: Any, **selectors: str) -> None:
+        """One long watch, resumed from the last resourceVersion: a re-list would report
+        old states with new receive times."""
+        resource = self.driver.resource(kind)
+        version = None
         while not self._stop.is_set():
             for event in resource.watch(
-                namespace=self.namespace, field_selector="metadata.name=hello", timeout=1
+                namespace=self.namespace, resource_version=version, timeout=5, **selectors
             ):
-                color = event["raw_object"]["spec"]["selector"]["bluegreen.dev/color"]
-                self.selector.append((time.monotonic(), color))
+                received = time.monotonic()
+                version = event["raw_object"]["metadata"]["resourceVersion"]
+                on_event(received, event["raw_object"])
+
+    def _watch_services(self) -> None:
+        def record(received: float, svc: Obj) -> None:
+            self.selector.append((received, svc["spec"]["selector"]["bluegreen.dev/color"]))
+
+        self._watch("Service", record, field_selector="metadata.name=hello")
 
     def _watch_slices(self) -> None:
-        resource = self.driver.resource("EndpointSlice")
-        while not self._stop.is_set():
-            for event in resource.watch(
-                namespace=self.namespace,
-                label_selector="kubernetes.io/service-name=hello-preview",
-                timeout=1,
-            ):
-                now = time.monotonic()
-                ready = self.driver.ready_endpoint_pods(self.namespace, "hello-preview")
-                self.preview_ready.append((now, ready))
-                del event
+        def record(received: float, _slice: Obj) -> None:
+            ready = self.driver.ready_endpoint_pods(self.namespace, "hello-preview")
+            self.preview_ready.append((received, ready))
+
+        self._watch(
+            "EndpointSlice", record, label_selector="kubernetes.io/service-name=hello-preview"
+        )
 
 
 def switch_latency(driver: Driver, rounds: int, log_dir: Path) -> list[float]:
@@ -116,7 +122,7 @@ def switch_latency(driver: Driver, rounds: int, log_dir: Path) -> list[float]:
             driver.patch_spec(ns, "hello", {"template": template(f"v{i + 2}")})
             driver.wait_app(ns, "hello", phase="Healthy", activeColor=target, timeout=60)
             time.sleep(0.5)
-            switched_at = next(t for t, c in reversed(timeline.selector) if c == target)
+            switched_at = next(t for t, c in timeline.selector if t >= round_start and c == target)
             prefix = f"hello-{target}-"
             ready_at = next(
                 t
