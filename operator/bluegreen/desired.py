@@ -110,6 +110,14 @@ def _service_port(port: Obj, role: names.ServiceRole) -> Obj:
     return port
 
 
+def prod_annotations(switch_record: dict[str, str], live_template: Obj) -> dict[str, str]:
+    """What the prod Service records: the last switch, and the template prod serves."""
+    return {
+        **switch_record,
+        names.ANNOTATION_LIVE_TEMPLATE: json.dumps(live_template, sort_keys=True),
+    }
+
+
 def ingress(owner: Owner, role: names.ServiceRole, spec: BlueGreenAppSpec) -> Obj:
     """The prod or preview Ingress, routing its host to the matching Service's first port."""
     assert spec.ingress is not None

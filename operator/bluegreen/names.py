@@ -21,6 +21,9 @@ ANNOTATION_POD_TEMPLATE = "bluegreen.dev/pod-template"
 # at any moment knows when the previous color may be scaled down and which revision it held.
 ANNOTATION_SWITCHED_AT = "bluegreen.dev/switched-at"
 ANNOTATION_PREVIOUS_REVISION = "bluegreen.dev/previous-revision"
+# On the prod Service: the user's pod template that prod serves. Should the live color's
+# Deployment be deleted, it is rebuilt from this, never from a template not yet promoted.
+ANNOTATION_LIVE_TEMPLATE = "bluegreen.dev/live-pod-template"
 
 # On every child: a hash of what the operator last applied. Comparing it with the hash of
 # what it would apply now tells, without guessing at API defaults, whether a write is due.

@@ -242,6 +242,8 @@ class _Decision:
     preview_color: Color | None
     deployments: dict[Color, Obj]
     switch_record: dict[str, str]
+    # What the prod Service records as served once this plan is carried out (None: unknown).
+    live_template: Obj | None
     status: Status
     requeue_after: float | None = None
     switched: bool = False
@@ -271,12 +273,32 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
 
 def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _Decision:
     want = revision_of(app.spec.template)
-    active = selected_color(ours.services.get("prod")) or "blue"
+    prod = ours.services.get("prod")
+    active = selected_color(prod) or "blue"
     active_dep = ours.deployments.get(active)
-    active_rev = revision_label(active_dep) or want
+    # What prod serves, when that is known: the live Deployment's template, or, should it
+    # have been deleted, what the prod Service recorded. Unknown before the first rollout.
+    served = template_of(active_dep) if active_dep is not None else live_template_of(prod)
+    # The live color is rebuilt from what prod served, so a preview never reaches prod
+    # without a promotion; only the very first rollout starts from the spec.
+    live = served if served is not None else app.spec.template
+    active_rev = revision_label(active_dep) or revision_of(live)
     if active_rev == want:
-        return _steady(app, ours, active, want, now)
-    return _new_revision(app, ours, observed, active, active_rev, want, now)
+        decision = _steady(app, ours, active, want, live, now)
+    else:
+        decision = _new_revision(app, ours, observed, active, active_rev, live, want, now)
+    if decision.switched or served is None:
+        return decision
+    return replace(decision, live_template=served)
+
+
+def live_template_of(prod: Obj | None) -> Obj | None:
+    raw = annotation(prod, names.ANNOTATION_LIVE_TEMPLATE)
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _switch_record(prod: Obj | None) -> dict[str, str]:
@@ -293,14 +315,15 @@ def _rollback_window_end(app: App, idle_dep: Obj | None, record: dict[str, str])
     return switched_at + timedelta(seconds=app.spec.scaleDownDelaySeconds)
 
 
-def _steady(app: App, ours: _Children, active: Color, rev: str, now: datetime) -> _Decision:
+def _steady(
+    app: App, ours: _Children, active: Color, rev: str, live: Obj, now: datetime
+) -> _Decision:
     """No new revision: the active color at ``replicas``; the other one drained."""
     spec = app.spec
     idle = names.other_color(active)
     active_dep = ours.deployments.get(active)
     idle_dep = ours.deployments.get(idle)
-    template = template_of(active_dep) if active_dep else spec.template
-    deployments = {active: desired.deployment(app.owner, active, template, rev, spec.replicas)}
+    deployments = {active: desired.deployment(app.owner, active, live, rev, spec.replicas)}
     record = _switch_record(ours.services.get("prod"))
     window_end = _rollback_window_end(app, idle_dep, record)
     keeps_previous = window_end is not None and now < window_end
@@ -321,7 +344,7 @@ def _steady(app: App, ours: _Children, active: Color, rev: str, now: datetime) -
             message=f"{status.message}; {idle} keeps revision {previous} until "
             f"{format_time(window_end)} for an instant rollback",
         )
-    return _Decision(active, None, deployments, record, status, requeue)
+    return _Decision(active, None, deployments, record, None, status, requeue)
 
 
 def _scaled(app: App, color: Color, dep: Obj, replicas: int) -> Obj:
@@ -364,20 +387,19 @@ def _new_revision(
     observed: Observed,
     active: Color,
     active_rev: str,
+    live: Obj,
     want: str,
     now: datetime,
 ) -> _Decision:
     """A new revision: onto the idle color, behind the preview Service; switch when allowed."""
     spec = app.spec
     idle = names.other_color(active)
-    active_dep = ours.deployments[active]
+    active_dep = ours.deployments.get(active)
     idle_dep = ours.deployments.get(idle)
     target = spec.replicas if spec.promote else spec.preview_size()
     preview = desired.deployment(app.owner, idle, spec.template, want, target)
     deployments = {
-        active: desired.deployment(
-            app.owner, active, template_of(active_dep), active_rev, spec.replicas
-        ),
+        active: desired.deployment(app.owner, active, live, active_rev, spec.replicas),
         idle: preview,
     }
     idle_name = names.deployment_name(app.owner.name, idle)
@@ -425,6 +447,7 @@ def _new_revision(
             None,
             deployments,
             record,
+            spec.template,
             status,
             float(spec.scaleDownDelaySeconds),
             switched=True,
@@ -458,7 +481,7 @@ def _new_revision(
             message=f"revision {want} is rolled out on {idle}; waiting for the preview Service "
             f"to list its pods ready: {ready_eps}/{target}",
         )
-    return _Decision(active, idle, deployments, record, status)
+    return _Decision(active, idle, deployments, record, None, status)
 
 
 def _desired_children(app: App, decision: _Decision) -> list[Obj]:
@@ -466,9 +489,10 @@ def _desired_children(app: App, decision: _Decision) -> list[Obj]:
     children: list[Obj] = [
         decision.deployments[c] for c in names.COLORS if c in decision.deployments
     ]
-    children.append(
-        desired.service(app.owner, "prod", spec, decision.prod_color, decision.switch_record)
-    )
+    record = dict(decision.switch_record)
+    if decision.live_template is not None:
+        record = desired.prod_annotations(decision.switch_record, decision.live_template)
+    children.append(desired.service(app.owner, "prod", spec, decision.prod_color, record))
     children.append(
         desired.service(app.owner, "preview", spec, decision.preview_color or decision.prod_color)
     )

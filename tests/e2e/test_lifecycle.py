@@ -513,3 +513,23 @@ def test_hand_edits_of_replicas_and_selectors_are_put_back(
         timeout=40,
         what="the prod selector to be put back",
     )
+
+
+def test_a_deleted_live_deployment_comes_back_with_the_live_version(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Healthy")
+    deploy_v2_and_wait_paused(driver, namespace)
+
+    driver.delete("Deployment", namespace, "hello-blue")
+
+    def rebuilt() -> Obj | None:
+        blue = driver.deployment(namespace, "hello-blue")
+        return blue if blue and (blue.get("status") or {}).get("availableReplicas") == 2 else None
+
+    blue = wait_for(rebuilt, timeout=60, what="hello-blue to be rebuilt and available")
+    assert blue["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v1")
+    app = driver.wait_app(namespace, APP, phase="Paused", activeColor="blue")
+    assert app["status"]["activeRevision"] == revision_of(template("v1"))
+    assert driver.selector_color(namespace, "hello") == "blue"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,8 +66,11 @@ def service(
     app_spec: BlueGreenAppSpec | None = None,
     record: dict[str, str] | None = None,
     owner: Owner = OWNER,
+    live: Obj = T1,
 ) -> Obj:
-    return desired.stamped(desired.service(owner, role, app_spec or spec(), color, record))
+    """A live Service as the operator left it; the prod one records what prod serves."""
+    annotations = desired.prod_annotations(record or {}, live) if role == "prod" else None
+    return desired.stamped(desired.service(owner, role, app_spec or spec(), color, annotations))
 
 
 def switched(at: datetime, previous: str) -> dict[str, str]:
@@ -105,7 +109,7 @@ def steady_blue(tpl: Obj = T1, **fields: Any) -> Observed:
     s = spec(tpl, **fields)
     return observed(
         blue=deployment("blue", tpl, s.replicas),
-        prod=service("prod", "blue", s),
+        prod=service("prod", "blue", s, live=tpl),
         preview=service("preview", "blue", s),
     )
 
@@ -274,7 +278,7 @@ def after_switch(at: datetime, blue_replicas: int = 3) -> Observed:
     return observed(
         blue=deployment("blue", T1, blue_replicas),
         green=deployment("green", T2, 3),
-        prod=service("prod", "green", s, switched(at, R1)),
+        prod=service("prod", "green", s, switched(at, R1), live=T2),
         preview=service("preview", "green", s),
     )
 
@@ -441,3 +445,33 @@ def _parts(obs: Observed) -> dict[str, Any]:
         "preview": obs.services.get("preview"),
         "eps": list(obs.preview_endpoints),
     }
+
+
+def test_a_deleted_live_deployment_is_rebuilt_from_what_prod_served() -> None:
+    parts = _parts(preview_waiting())
+    parts["blue"] = None  # someone deleted hello-blue while v2 waits on green
+    p = plan(app(T2), observed(**parts), NOW)
+    assert writes(p) == [("create", "Deployment", "demo-blue")]
+    blue = body(p, "Deployment", "demo-blue")
+    assert blue["metadata"]["labels"][names.LABEL_REVISION] == R1  # not the unpromoted R2
+    assert blue["spec"]["template"]["spec"]["containers"][0]["image"] == "hello:1"
+    assert (p.status.active_revision, p.status.preview_revision) == (R1, R2)
+
+
+def test_the_prod_service_records_the_template_prod_serves() -> None:
+    p = plan(app(T2, promote=True), preview_waiting(), NOW)
+    prod = body(p, "Service", "demo")
+    recorded = prod["metadata"]["annotations"][names.ANNOTATION_LIVE_TEMPLATE]
+    assert revision_of(json.loads(recorded)) == R2  # written in the switch itself
+
+
+def test_a_first_rollout_that_never_happened_records_nothing_and_follows_the_spec() -> None:
+    # The first template was refused (no Deployment ever existed); the user fixed it.
+    s = spec(T2)
+    never_served = observed(
+        prod=desired.stamped(desired.service(OWNER, "prod", s, "blue")),
+        preview=service("preview", "blue", s),
+    )
+    p = plan(app(T2), never_served, NOW)
+    assert writes(p) == [("create", "Deployment", "demo-blue")]
+    assert body(p, "Deployment", "demo-blue")["metadata"]["labels"][names.LABEL_REVISION] == R2
