@@ -29,6 +29,13 @@ def pod_uids(driver: Driver, ns: str, color: str) -> set[str]:
     return {p["metadata"]["uid"] for p in pods}
 
 
+def v1_live_and_v2_waiting(driver: Driver, ns: str) -> Obj:
+    """The app with v1 live on blue and v2 ready on green, waiting for promotion."""
+    driver.create_app(ns, APP, hello())
+    driver.wait_app(ns, APP, phase="Healthy")
+    return deploy_v2_and_wait_paused(driver, ns)
+
+
 def deploy_v2_and_wait_paused(driver: Driver, ns: str, **extra: Any) -> Obj:
     driver.patch_spec(ns, APP, {"template": template("v2"), **extra})
     return driver.wait_app(ns, APP, phase="Paused", previewColor="green")
@@ -191,9 +198,7 @@ def test_template_changed_twice_before_promotion_updates_only_the_preview(
 def test_reverting_to_the_live_version_abandons_the_preview(
     driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
-    driver.create_app(namespace, APP, hello())
-    driver.wait_app(namespace, APP, phase="Healthy")
-    deploy_v2_and_wait_paused(driver, namespace)
+    v1_live_and_v2_waiting(driver, namespace)
 
     driver.patch_spec(namespace, APP, {"template": template("v1")})
     app = driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue")
@@ -375,9 +380,7 @@ def test_an_existing_object_with_a_childs_name_is_left_alone(
 def test_operator_killed_between_preview_and_switch_resumes_and_switches_once(
     driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
-    driver.create_app(namespace, APP, hello())
-    driver.wait_app(namespace, APP, phase="Healthy")
-    deploy_v2_and_wait_paused(driver, namespace)
+    v1_live_and_v2_waiting(driver, namespace)
 
     with SelectorHistory(driver, namespace, "hello") as prod:
         operator.kill()
@@ -425,9 +428,7 @@ def test_operator_killed_mid_rollout_converges(
 def test_a_refused_switch_is_reported_and_status_never_claims_it(
     driver: Driver, namespace: str, operator: OperatorProcess, kube_cluster: KubeCluster
 ) -> None:
-    driver.create_app(namespace, APP, hello())
-    driver.wait_app(namespace, APP, phase="Healthy")
-    deploy_v2_and_wait_paused(driver, namespace)
+    v1_live_and_v2_waiting(driver, namespace)
 
     with (
         kube_cluster.api_client() as api,
@@ -465,9 +466,7 @@ def set_pod_ready(driver: Driver, namespace: str, pod: str, ready: bool) -> None
 def test_switch_waits_until_every_new_pod_is_ready(
     driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
-    driver.create_app(namespace, APP, hello())
-    driver.wait_app(namespace, APP, phase="Healthy")
-    deploy_v2_and_wait_paused(driver, namespace)
+    v1_live_and_v2_waiting(driver, namespace)
     green = driver.pods(namespace, "bluegreen.dev/app=hello,bluegreen.dev/color=green")
     assert len(green) == 2
     lagging = green[0]["metadata"]["name"]
@@ -518,9 +517,7 @@ def test_hand_edits_of_replicas_and_selectors_are_put_back(
 def test_a_deleted_live_deployment_comes_back_with_the_live_version(
     driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
-    driver.create_app(namespace, APP, hello())
-    driver.wait_app(namespace, APP, phase="Healthy")
-    deploy_v2_and_wait_paused(driver, namespace)
+    v1_live_and_v2_waiting(driver, namespace)
 
     driver.delete("Deployment", namespace, "hello-blue")
 
