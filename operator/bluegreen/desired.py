@@ -110,8 +110,11 @@ def _service_port(port: Obj, role: names.ServiceRole) -> Obj:
     return port
 
 
-def prod_annotations(switch_record: dict[str, str], live_template: Obj) -> dict[str, str]:
-    """What the prod Service records: the last switch, and the template prod serves."""
+def prod_annotations(switch_record: dict[str, str], live_template: Obj | None) -> dict[str, str]:
+    """What the prod Service records: the last switch, and the template prod serves
+    (when known: nothing served before the first rollout)."""
+    if live_template is None:
+        return dict(switch_record)
     return {
         **switch_record,
         names.ANNOTATION_LIVE_TEMPLATE: json.dumps(live_template, sort_keys=True),

@@ -13,13 +13,13 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import kubernetes
 
 from bluegreen import names
+from bluegreen.clock import format_time, utcnow
 from bluegreen.models import GROUP, KIND, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class Kube:
 
         Events are best-effort: failing to post one must not fail a reconcile."""
         meta = app["metadata"]
-        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        now = format_time(utcnow())
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bluegreen import desired, names
+from bluegreen.clock import format_time, parse_time
 from bluegreen.desired import Obj, Owner
 from bluegreen.models import BlueGreenAppSpec, Color, Phase
 from bluegreen.revision import revision_of
@@ -151,36 +152,26 @@ def ready_endpoints_of(endpoints: Sequence[Obj], deployment_name: str) -> int:
     )
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def format_time(value: datetime) -> str:
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def selected_color(svc: Obj | None) -> Color | None:
     color = ((svc or {}).get("spec", {}).get("selector") or {}).get(names.LABEL_COLOR)
     return color if color in names.COLORS else None
 
 
+def json_annotation(obj: Obj | None, key: str) -> Obj | None:
+    """An annotation holding a JSON object; None when absent or mangled."""
+    raw = annotation(obj, key)
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def template_of(dep: Obj) -> Obj:
     """The user's pod template a Deployment runs: from our annotation, or, should that be
     gone, the live template itself (re-applying it changes nothing)."""
-    raw = annotation(dep, names.ANNOTATION_POD_TEMPLATE)
-    if raw:
-        try:
-            parsed = json.loads(raw)
-            if isinstance(parsed, dict):
-                return parsed
-        except ValueError:
-            pass
-    return dict(dep["spec"]["template"])
+    recorded = json_annotation(dep, names.ANNOTATION_POD_TEMPLATE)
+    return recorded if recorded is not None else dict(dep["spec"]["template"])
 
 
 def needs_write(want: Obj, live: Obj | None) -> bool:
@@ -278,7 +269,11 @@ def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _De
     active_dep = ours.deployments.get(active)
     # What prod serves, when that is known: the live Deployment's template, or, should it
     # have been deleted, what the prod Service recorded. Unknown before the first rollout.
-    served = template_of(active_dep) if active_dep is not None else live_template_of(prod)
+    served = (
+        template_of(active_dep)
+        if active_dep is not None
+        else json_annotation(prod, names.ANNOTATION_LIVE_TEMPLATE)
+    )
     # The live color is rebuilt from what prod served, so a preview never reaches prod
     # without a promotion; only the very first rollout starts from the spec.
     live = served if served is not None else app.spec.template
@@ -290,15 +285,6 @@ def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _De
     if decision.switched or served is None:
         return decision
     return replace(decision, live_template=served)
-
-
-def live_template_of(prod: Obj | None) -> Obj | None:
-    raw = annotation(prod, names.ANNOTATION_LIVE_TEMPLATE)
-    try:
-        parsed = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
 
 
 def _switch_record(prod: Obj | None) -> dict[str, str]:
@@ -348,8 +334,9 @@ def _steady(
 
 
 def _scaled(app: App, color: Color, dep: Obj, replicas: int) -> Obj:
-    rev = revision_label(dep) or revision_of(template_of(dep))
-    return desired.deployment(app.owner, color, template_of(dep), rev, replicas)
+    template = template_of(dep)
+    rev = revision_label(dep) or revision_of(template)
+    return desired.deployment(app.owner, color, template, rev, replicas)
 
 
 def _steady_status(
@@ -406,7 +393,7 @@ def _new_revision(
     rolled_out = (
         idle_dep is not None
         and revision_label(idle_dep) == want
-        and not needs_write(desired.stamped(preview), idle_dep)
+        and not needs_write(preview, idle_dep)
         and is_rolled_out(idle_dep, target)
     )
     ready_eps = ready_endpoints_of(observed.preview_endpoints, idle_name)
@@ -489,9 +476,7 @@ def _desired_children(app: App, decision: _Decision) -> list[Obj]:
     children: list[Obj] = [
         decision.deployments[c] for c in names.COLORS if c in decision.deployments
     ]
-    record = dict(decision.switch_record)
-    if decision.live_template is not None:
-        record = desired.prod_annotations(decision.switch_record, decision.live_template)
+    record = desired.prod_annotations(decision.switch_record, decision.live_template)
     children.append(desired.service(app.owner, "prod", spec, decision.prod_color, record))
     children.append(
         desired.service(app.owner, "preview", spec, decision.preview_color or decision.prod_color)
@@ -513,9 +498,9 @@ def _actions(wanted: list[Obj], ours: _Children, switching: str | None) -> list[
     for want in wanted:
         key = (want["kind"], want["metadata"]["name"])
         live = live_by_name.get(key)
-        body = desired.stamped(want)
         if not needs_write(want, live):
-            continue
+            continue  # the common case: nothing to copy or stamp
+        body = desired.stamped(want)
         reason, why = _describe(want, live, switching)
         if live is None:
             actions.append(Action("create", want["kind"], key[1], body, reason, why))

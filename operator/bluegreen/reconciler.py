@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pydantic
 
 from bluegreen import names, planner
+from bluegreen.clock import format_time, utcnow
 from bluegreen.desired import Owner
 from bluegreen.kube import ApiError, Kube
 from bluegreen.models import KIND, BlueGreenAppSpec
@@ -39,10 +40,6 @@ class Outcome:
     requeue_after: float | None = None
     failures: list[str] = field(default_factory=list)
     done: list[Action] = field(default_factory=list)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> Outcome:
@@ -192,7 +189,7 @@ def conditions(status: Status, previous: list[Obj], now: datetime) -> list[Obj]:
                 "status": value,
                 "reason": reason,
                 "message": message,
-                "lastTransitionTime": since or planner.format_time(now),
+                "lastTransitionTime": since or format_time(now),
             }
         )
     return out
