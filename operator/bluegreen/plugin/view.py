@@ -17,6 +17,7 @@ from typing import Any
 import urllib3
 
 from bluegreen import names
+from bluegreen.clock import parse_time
 from bluegreen.models import GROUP, SINGULAR, VERSION, Color
 
 Obj = dict[str, Any]
@@ -216,10 +217,9 @@ def human_duration(seconds: float) -> str:
 
 
 def age_of(obj: Obj, now: datetime) -> str:
-    created = dig(obj, "metadata", "creationTimestamp")
-    if not created:
+    then = parse_time(dig(obj, "metadata", "creationTimestamp"))
+    if then is None:
         return NONE
-    then = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
     return human_duration((now - then).total_seconds())
 
 
