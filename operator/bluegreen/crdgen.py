@@ -84,6 +84,11 @@ def crd() -> dict[str, Any]:
             "message": "name must be a DNS-1035 label (lower-case letters, digits and '-', "
             "starting with a letter): it names the app's Services",
         },
+        {
+            "rule": f"!self.metadata.name.endsWith('{models.RESERVED_NAME_SUFFIX}')",
+            "message": f"name must not end in '{models.RESERVED_NAME_SUFFIX}': app <name> "
+            f"owns Service <name>{models.RESERVED_NAME_SUFFIX}, so such a name would collide",
+        },
     ]
     root = {
         "type": "object",

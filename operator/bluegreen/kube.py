@@ -31,6 +31,7 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "Deployment": ("/apis/apps/v1", "deployments"),
     "Service": ("/api/v1", "services"),
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
     "Event": ("/api/v1", "events"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
@@ -129,14 +130,17 @@ class Kube:
                 return None
             raise
 
+    def select(self, kind: str, namespace: str, label_selector: str) -> list[Obj]:
+        """The objects of one kind in a namespace that match a label selector."""
+        found = self._request(
+            "GET", self.path(kind, namespace), query={"labelSelector": label_selector}
+        )
+        return list(found.get("items") or [])
+
     def endpoints_of_service(self, namespace: str, service: str) -> list[Obj]:
         """All endpoints of all EndpointSlices of a Service."""
-        found = self._request(
-            "GET",
-            self.path("EndpointSlice", namespace),
-            query={"labelSelector": f"kubernetes.io/service-name={service}"},
-        )
-        return [ep for s in found.get("items", []) for ep in s.get("endpoints") or []]
+        slices = self.select("EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
+        return [ep for s in slices for ep in s.get("endpoints") or []]
 
     # ------------------------------------------------------------------ writes
 
@@ -206,7 +210,7 @@ class Kube:
         }
         try:
             self._request("POST", self.path("Event", meta["namespace"]), body=event)
-        except (ApiError, OSError) as err:
+        except Exception as err:  # any failure, urllib3's own too, is only logged
             log.warning(
                 "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 GROUP = "bluegreen.dev"
 VERSION = "v1alpha1"
@@ -23,6 +23,20 @@ SHORT_NAMES = ["bga"]
 # 63 characters. The app name is also a label value (bluegreen.dev/app), also 63 at most.
 MAX_NAME_LENGTH = 63 - len("-preview")
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+# App "x" owns Service "x-preview"; an app named "x-preview" would want the same name for
+# its prod Service. Refusing names that end in the suffix makes such collisions impossible.
+RESERVED_NAME_SUFFIX = "-preview"
+
+# Kubernetes stores replica counts as int32; a larger number would pass a plain integer
+# schema and fail only later, at the Deployment.
+MAX_REPLICAS = 2**31 - 1
+# A rollback window longer than this is a typo, not a plan: the old color doubles the cost
+# for as long as it runs. (It also keeps the switch time arithmetic far from overflowing.)
+MAX_SCALE_DOWN_DELAY_SECONDS = 30 * 24 * 3600
+
+# How deep a pod template may nest. A real one is about ten levels deep; anything far deeper
+# is refused as invalid before it is copied, hashed or validated (all of which recurse).
+MAX_TEMPLATE_DEPTH = 64
 
 # The pod template is passed through to the Deployments as it is; the API server validates
 # it there. The schema checks only what every template needs, so that a template without
@@ -31,7 +45,16 @@ POD_TEMPLATE_SCHEMA: dict[str, Any] = {
     "x-kubernetes-preserve-unknown-fields": True,
     "required": ["spec"],
     "properties": {
-        "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "metadata": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            # What the operator merges its own labels into: a string here would pass a
+            # plain object schema and fail on every pass.
+            "properties": {
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
         "spec": {
             "type": "object",
             "x-kubernetes-preserve-unknown-fields": True,
@@ -51,6 +74,52 @@ POD_TEMPLATE_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests (a scalar is 0), counted without recursion and only up to
+    ``limit + 1``: a hostile object thousands of levels deep costs no more than a normal one."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        children = node.values() if isinstance(node, dict) else node
+        deepest = max(deepest, depth + 1)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _string_map(value: Any, where: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError(f"{where} must be a map of strings")
+
+
+def check_pod_template(template: dict[str, Any]) -> None:
+    """Raise ValueError naming the first thing POD_TEMPLATE_SCHEMA would refuse, or a nesting
+    deeper than MAX_TEMPLATE_DEPTH."""
+    if nesting_depth(template, MAX_TEMPLATE_DEPTH) > MAX_TEMPLATE_DEPTH:
+        raise ValueError(f"the template nests deeper than {MAX_TEMPLATE_DEPTH} levels")
+    metadata = template.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError("metadata must be an object")
+    for key in ("labels", "annotations"):
+        _string_map((metadata or {}).get(key), f"metadata.{key}")
+    spec = template.get("spec")
+    if not isinstance(spec, dict):
+        raise ValueError("spec is required and must be an object")
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        raise ValueError("spec.containers must list at least one container")
+    for i, container in enumerate(containers):
+        if not isinstance(container, dict) or not isinstance(container.get("name"), str):
+            raise ValueError(f"spec.containers[{i}] must be an object with a name")
+
 
 Color = Literal["blue", "green"]
 Phase = Literal["Healthy", "Progressing", "Paused", "Degraded"]
@@ -145,7 +214,9 @@ class IngressSpec(_Model):
 class BlueGreenAppSpec(_Model):
     """What the user declares: one app, deployed blue/green."""
 
-    replicas: int = Field(default=1, ge=0, description="Pods of the live (active) color.")
+    replicas: int = Field(
+        default=1, ge=0, le=MAX_REPLICAS, description="Pods of the live (active) color."
+    )
     template: dict[str, Any] = Field(
         description="Pod template, exactly as in a Deployment's `spec.template`. "
         "Each distinct template is a revision; changing it deploys the idle color.",
@@ -161,18 +232,30 @@ class BlueGreenAppSpec(_Model):
     scaleDownDelaySeconds: int = Field(
         default=30,
         ge=0,
+        le=MAX_SCALE_DOWN_DELAY_SECONDS,
         description="How long the previous color keeps its pods after a switch: the time "
-        "kube-proxy needs to follow the selector change, and the instant-rollback window.",
+        "kube-proxy needs to follow the selector change, and the instant-rollback window. "
+        "At most 30 days.",
     )
     previewReplicas: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_REPLICAS,
         description="Pods of a waiting preview (at most `replicas`); it is scaled up to "
         "`replicas` before the switch. Unset: the preview runs at `replicas`.",
     )
     ingress: IngressSpec | None = Field(
         default=None, description="Optional Ingresses for the prod and preview hosts."
     )
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _check_template(cls, value: Any) -> Any:
+        """What the CRD schema says of the template, checked again: an object stored under an
+        older CRD, or given to an older API server, must be reported, never crash a pass."""
+        if isinstance(value, dict):
+            check_pod_template(value)
+        return value
 
     def preview_size(self) -> int:
         """Pods of a waiting preview: ``previewReplicas``, never more than ``replicas``."""
@@ -213,6 +296,10 @@ class BlueGreenAppStatus(_Model):
         default=None,
         description="Revision that served prod before the last switch, while its color still "
         "holds it (a rollback to it needs no new pods while that color still runs).",
+    )
+    lastSwitchTime: str | None = Field(
+        default=None,
+        description="When prod last switched (RFC 3339): the rollback window runs from here.",
     )
     conditions: list[Condition] = Field(
         default_factory=list, description="Available, Progressing and Degraded."

@@ -3,8 +3,11 @@
 No Kopf and no client here. ``plan()`` takes plain data and returns plain data, so every
 case of the lifecycle is a table row in the unit tests. The decision is a short cascade:
 
-1. The active color is the one the prod Service selects (the cluster is the record, so a
-   restart at any moment resumes from what is live).
+1. The active color is the one holding the promoted revision. The record of it is the prod
+   Service (its live-template annotation, written in the switch itself); should that
+   Service be lost or hand-edited, the app's status, then the Deployments themselves. So a
+   restart at any moment resumes from what is live, and a preview never reaches prod
+   because a Service was deleted or edited.
 2. When the desired revision is the active one, keep it at ``replicas``, point preview at
    it too, and scale the other color to 0 once its rollback window has passed.
 3. Otherwise the desired revision goes to the idle color (updated in place), the preview
@@ -23,7 +26,7 @@ from typing import Any, Literal
 from bluegreen import desired, names
 from bluegreen.clock import format_time, parse_time
 from bluegreen.desired import Obj, Owner
-from bluegreen.models import BlueGreenAppSpec, Color, Phase
+from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, Color, Phase
 from bluegreen.revision import revision_of
 
 Kind = Literal["Deployment", "Service", "Ingress"]
@@ -37,17 +40,21 @@ class App:
     owner: Owner
     generation: int
     spec: BlueGreenAppSpec
+    # The status last written (None when absent or unreadable): the fallback record of
+    # what is live, should the prod Service be lost.
+    recorded: BlueGreenAppStatus | None = None
 
 
 @dataclass(frozen=True)
 class Observed:
-    """The children that exist (by color or role), whoever owns them, and the ready state
-    of the preview Service's endpoints."""
+    """The children that exist (by color or role), whoever owns them, the ready state of the
+    preview Service's endpoints, and the app's ReplicaSets (which name each revision's pods)."""
 
     deployments: Mapping[Color, Obj] = field(default_factory=dict)
     services: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
     ingresses: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
     preview_endpoints: Sequence[Obj] = ()
+    replicasets: Sequence[Obj] = ()
 
 
 @dataclass(frozen=True)
@@ -62,26 +69,34 @@ class Action:
 
 @dataclass(frozen=True)
 class Status:
-    """What ``status`` will say (conditions are derived from it by the reconciler)."""
+    """What ``status`` will say (:mod:`bluegreen.status` turns it into the status model).
+
+    ``available`` is None when it is not known (the pass stopped before looking)."""
 
     phase: Phase
     reason: str
     message: str
-    active_color: Color
-    active_revision: str
-    available: bool
+    active_color: Color | None
+    active_revision: str | None
+    available: bool | None
     preview_color: Color | None = None
     preview_revision: str | None = None
     previous_revision: str | None = None
+    switched_at: str | None = None
 
 
 @dataclass(frozen=True)
 class Plan:
+    """The writes, and what status says once they are all done. When the plan switches,
+    ``status_unswitched`` is what it says should the switch not be written (refused, or
+    blocked by a foreign object): prod then still selects the old color."""
+
     actions: tuple[Action, ...]
     status: Status
     requeue_after: float | None = None
-    # What status says should the switch write fail: prod then still selects the old color.
     status_unswitched: Status | None = None
+    # Children of this app's names that belong to someone else, as "Kind name".
+    conflicts: tuple[str, ...] = ()
 
     @property
     def switch(self) -> Action | None:
@@ -90,7 +105,7 @@ class Plan:
 
     @property
     def switches(self) -> bool:
-        return self.switch is not None
+        return self.status_unswitched is not None
 
 
 # ---------------------------------------------------------------- facts about live objects
@@ -140,15 +155,36 @@ def has_failed_progress(dep: Obj | None) -> str | None:
     return None
 
 
-def ready_endpoints_of(endpoints: Sequence[Obj], deployment_name: str) -> int:
-    """Ready endpoints that are pods of the named Deployment (pod names start with it)."""
-    prefix = f"{deployment_name}-"
+POD_TEMPLATE_HASH = "pod-template-hash"
+
+
+def pod_name_prefixes(replicasets: Sequence[Obj], deployment_name: str, revision: str) -> set[str]:
+    """How the names of one revision's pods begin: ``<deployment>-<pod-template-hash>-``,
+    from the ReplicaSets the Deployment made for that revision. Pods of an older revision
+    of the same color begin differently, so they never count for the new one."""
+    prefixes = set()
+    for rs in replicasets:
+        meta = rs.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        owned = any(
+            ref.get("kind") == "Deployment" and ref.get("name") == deployment_name
+            for ref in meta.get("ownerReferences") or []
+        )
+        pod_hash = labels.get(POD_TEMPLATE_HASH)
+        if owned and pod_hash and labels.get(names.LABEL_REVISION) == revision:
+            prefixes.add(f"{deployment_name}-{pod_hash}-")
+    return prefixes
+
+
+def ready_endpoints_of(endpoints: Sequence[Obj], prefixes: set[str]) -> int:
+    """Ready endpoints that are pods whose names begin with one of ``prefixes``."""
     return sum(
         1
         for ep in endpoints
         if (ep.get("conditions") or {}).get("ready", True) is not False
         and (ep.get("targetRef") or {}).get("kind") == "Pod"
-        and str((ep.get("targetRef") or {}).get("name", "")).startswith(prefix)
+        and str((ep.get("targetRef") or {}).get("name", "")).startswith(tuple(prefixes))
+        and prefixes
     )
 
 
@@ -251,45 +287,102 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
     switching = names.service_name(app.owner.name, "prod") if decision.switched else None
     actions = [a for a in _actions(wanted, ours, switching) if (a.kind, a.name) not in blocked]
     actions += _stale_ingresses(app, ours)
-    status = decision.status
-    if conflicts:
-        listed = ", ".join(f"{kind} {name}" for kind, name in conflicts)
-        message = (
-            f"{listed} already exists and is not owned by this BlueGreenApp; "
-            "the operator leaves it alone: delete or rename it"
-        )
-        status = replace(status, phase="Degraded", reason="ChildConflict", message=message)
-    return Plan(tuple(actions), status, decision.requeue_after, decision.status_unswitched)
+    return Plan(
+        tuple(actions),
+        decision.status,
+        decision.requeue_after,
+        decision.status_unswitched,
+        conflicts=tuple(f"{kind} {name}" for kind, name in conflicts),
+    )
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What serves prod: its color, its revision, and the user's template of that revision
+    (both None before the first rollout, when nothing has served yet)."""
+
+    color: Color
+    revision: str | None = None
+    template: Obj | None = None
+
+
+def find_live(app: App, ours: _Children) -> _Live:
+    """Which color holds the promoted revision. The prod Service records it in the switch
+    write itself; should that record be gone (the Service deleted or edited by hand), the
+    status the operator wrote; with neither, the Deployments themselves."""
+    prod = ours.services.get("prod")
+    template = json_annotation(prod, names.ANNOTATION_LIVE_TEMPLATE)
+    if template is not None:
+        return _holder(ours, revision_of(template), template, selected_color(prod))
+    recorded = app.recorded
+    if recorded is not None and recorded.activeRevision:
+        live = _holder(ours, recorded.activeRevision, None, recorded.activeColor)
+        if live.template is not None:
+            return live
+    return _live_from_deployments(app, ours, prod)
+
+
+def _holder(ours: _Children, revision: str, template: Obj | None, hint: Color | None) -> _Live:
+    """The color running ``revision`` (``hint`` when both do); when neither does (its
+    Deployment was deleted), ``hint``: the live color is rebuilt there."""
+    holders = [c for c in names.COLORS if revision_label(ours.deployments.get(c)) == revision]
+    color = hint if hint in holders or not holders else holders[0]
+    if template is None and color in holders:
+        template = template_of(ours.deployments[color])
+    return _Live(color or "blue", revision, template)
+
+
+def _live_from_deployments(app: App, ours: _Children, prod: Obj | None) -> _Live:
+    """No record at all: prod goes to the color with the most available pods, so it is
+    never repaired onto fewer. On a tie, without ``promote``, the color not running the
+    spec's revision (a preview must not reach prod unpromoted), then the one prod selects."""
+    deployments = ours.deployments
+    if not deployments:
+        return _Live(selected_color(prod) or "blue")
+    want = revision_of(app.spec.template)
+
+    def preference(color: Color) -> tuple[int, bool, bool]:
+        dep = deployments[color]
+        unpromoted = revision_label(dep) == want and not app.spec.promote
+        return (available_replicas(dep), not unpromoted, color == selected_color(prod))
+
+    color = max(deployments, key=preference)
+    template = template_of(deployments[color])
+    return _Live(color, revision_label(deployments[color]) or revision_of(template), template)
 
 
 def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _Decision:
     want = revision_of(app.spec.template)
-    prod = ours.services.get("prod")
-    active = selected_color(prod) or "blue"
-    active_dep = ours.deployments.get(active)
-    # What prod serves, when that is known: the live Deployment's template, or, should it
-    # have been deleted, what the prod Service recorded. Unknown before the first rollout.
-    served = (
-        template_of(active_dep)
-        if active_dep is not None
-        else json_annotation(prod, names.ANNOTATION_LIVE_TEMPLATE)
-    )
+    live = find_live(app, ours)
     # The live color is rebuilt from what prod served, so a preview never reaches prod
     # without a promotion; only the very first rollout starts from the spec.
-    live = served if served is not None else app.spec.template
-    active_rev = revision_label(active_dep) or revision_of(live)
+    template = live.template if live.template is not None else app.spec.template
+    active_rev = live.revision or want
+    record = _switch_record(app, ours.services.get("prod"))
     if active_rev == want:
-        decision = _steady(app, ours, active, want, live, now)
+        decision = _steady(app, ours, live.color, want, template, record, now)
     else:
-        decision = _new_revision(app, ours, observed, active, active_rev, live, want, now)
-    if decision.switched or served is None:
+        decision = _new_revision(
+            app, ours, observed, live.color, active_rev, template, want, record, now
+        )
+    if decision.switched or live.template is None:
         return decision
-    return replace(decision, live_template=served)
+    return replace(decision, live_template=live.template)
 
 
-def _switch_record(prod: Obj | None) -> dict[str, str]:
+def _switch_record(app: App, prod: Obj | None) -> dict[str, str]:
+    """When prod last switched and from which revision: on the prod Service, or, should it
+    have lost them, in the status."""
     keys = (names.ANNOTATION_SWITCHED_AT, names.ANNOTATION_PREVIOUS_REVISION)
-    return {k: v for k in keys if (v := annotation(prod, k))}
+    record = {k: v for k in keys if (v := annotation(prod, k))}
+    recorded = app.recorded
+    if names.ANNOTATION_SWITCHED_AT in record or recorded is None:
+        return record
+    fallback = {
+        names.ANNOTATION_SWITCHED_AT: recorded.lastSwitchTime,
+        names.ANNOTATION_PREVIOUS_REVISION: recorded.previousRevision,
+    }
+    return {k: v for k, v in fallback.items() if v}
 
 
 def _rollback_window_end(app: App, idle_dep: Obj | None, record: dict[str, str]) -> datetime | None:
@@ -302,7 +395,13 @@ def _rollback_window_end(app: App, idle_dep: Obj | None, record: dict[str, str])
 
 
 def _steady(
-    app: App, ours: _Children, active: Color, rev: str, live: Obj, now: datetime
+    app: App,
+    ours: _Children,
+    active: Color,
+    rev: str,
+    live: Obj,
+    record: dict[str, str],
+    now: datetime,
 ) -> _Decision:
     """No new revision: the active color at ``replicas``; the other one drained."""
     spec = app.spec
@@ -310,7 +409,6 @@ def _steady(
     active_dep = ours.deployments.get(active)
     idle_dep = ours.deployments.get(idle)
     deployments = {active: desired.deployment(app.owner, active, live, rev, spec.replicas)}
-    record = _switch_record(ours.services.get("prod"))
     window_end = _rollback_window_end(app, idle_dep, record)
     keeps_previous = window_end is not None and now < window_end
     requeue = None
@@ -324,6 +422,7 @@ def _steady(
         previous if idle_dep is not None and revision_label(idle_dep) == previous else None
     )
     status = _steady_status(app, active, active_dep, rev, previous_rev)
+    status = replace(status, switched_at=record.get(names.ANNOTATION_SWITCHED_AT))
     if keeps_previous and window_end is not None:
         status = replace(
             status,
@@ -376,6 +475,7 @@ def _new_revision(
     active_rev: str,
     live: Obj,
     want: str,
+    record: dict[str, str],
     now: datetime,
 ) -> _Decision:
     """A new revision: onto the idle color, behind the preview Service; switch when allowed."""
@@ -396,8 +496,8 @@ def _new_revision(
         and not needs_write(preview, idle_dep)
         and is_rolled_out(idle_dep, target)
     )
-    ready_eps = ready_endpoints_of(observed.preview_endpoints, idle_name)
-    record = _switch_record(ours.services.get("prod"))
+    new_pods = pod_name_prefixes(observed.replicasets, idle_name, want)
+    ready_eps = ready_endpoints_of(observed.preview_endpoints, new_pods)
     waiting = Status(
         phase="Progressing",
         reason="RollingOut",
@@ -407,9 +507,13 @@ def _new_revision(
         available=available_replicas(active_dep) >= spec.replicas,
         preview_color=idle,
         preview_revision=want,
+        switched_at=record.get(names.ANNOTATION_SWITCHED_AT),
     )
+    # A missing prod Service is first recreated where prod was; the switch is a later write
+    # of its own, so status can tell which of the two happened.
+    prod_exists = "prod" in ours.services
 
-    if spec.promote and rolled_out and ready_eps >= target:
+    if spec.promote and rolled_out and ready_eps >= target and prod_exists:
         record = {
             names.ANNOTATION_SWITCHED_AT: format_time(now),
             names.ANNOTATION_PREVIOUS_REVISION: active_rev,
@@ -423,6 +527,7 @@ def _new_revision(
             active_revision=want,
             available=True,
             previous_revision=active_rev,
+            switched_at=record[names.ANNOTATION_SWITCHED_AT],
         )
         unswitched = replace(
             waiting,

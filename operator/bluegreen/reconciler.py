@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pydantic
 
-from bluegreen import names, planner
-from bluegreen.clock import format_time, utcnow
+from bluegreen import names, planner, status
+from bluegreen.clock import utcnow
 from bluegreen.desired import Owner
 from bluegreen.kube import ApiError, Kube
-from bluegreen.models import KIND, BlueGreenAppSpec
-from bluegreen.planner import Action, App, Observed, Plan, Status
+from bluegreen.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
+from bluegreen.planner import Action, App, Observed, Plan
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ Clock = Callable[[], datetime]
 # again soon: the next pass reads it afresh and sees who owns it.
 RETRY_AFTER_CONFLICT = 0.5
 RETRY_AFTER_FORBIDDEN = 30.0
+# A spec the planner failed on fails again until it changes (which wakes the app anyway).
+RETRY_AFTER_PLAN_FAILURE = 300.0
 
 
 @dataclass
@@ -42,44 +44,70 @@ class Outcome:
     done: list[Action] = field(default_factory=list)
 
 
+class InvalidSpec(Exception):
+    """The app's spec cannot be served as it is: the user must change it."""
+
+
 def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> Outcome:
+    """One pass over one app. Whatever one app holds, the pass ends in a status that says
+    what happened: no content of one object may stop the operator or wedge its app."""
     body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return Outcome()  # gone or going: the garbage collector removes the children
     generation = int(body["metadata"].get("generation", 0))
-    try:
-        spec = BlueGreenAppSpec.model_validate(body.get("spec") or {})
-    except pydantic.ValidationError as err:
-        _report_stuck(kube, body, generation, "InvalidSpec", _invalid_spec_message(err), clock())
-        return Outcome()
-    owner = Owner(name=name, namespace=namespace, uid=body["metadata"]["uid"])
-    app = App(owner=owner, generation=generation, spec=spec)
+    previous = status.recorded(body.get("status"))
     now = clock()
+
+    def stop(reason: str, message: str, requeue_after: float | None = None) -> Outcome:
+        stopped = status.stopped(reason, message, generation=generation, previous=previous, now=now)
+        _write_status(kube, body, stopped)
+        return Outcome(requeue_after=requeue_after, failures=[message])
+
     try:
-        the_plan = planner.plan(app, observe(kube, app), now)
+        app = parse_app(body, previous)
+    except InvalidSpec as err:
+        return stop("InvalidSpec", str(err))
+    try:
+        observed = observe(kube, app)
     except ApiError as err:
         if err.status != 403:
             raise
         # Missing RBAC for a read: tell the user where they look, and look again later.
         message = f"the operator may not read its children: {err.message}"
-        _report_stuck(kube, body, generation, "Forbidden", message, now)
-        return Outcome(requeue_after=RETRY_AFTER_FORBIDDEN, failures=[message])
+        return stop("Forbidden", message, RETRY_AFTER_FORBIDDEN)
+    try:
+        the_plan = planner.plan(app, observed, now)
+    except Exception as err:
+        # A spec the schema let through but the planner cannot serve: report it on this app
+        # (the test suite fuzzes the planner so that this stays unreachable).
+        log.exception("%s/%s: planning failed", namespace, name)
+        message = f"the operator cannot plan this spec: {type(err).__name__}: {err}"
+        return stop("InvalidSpec", message[:1024], RETRY_AFTER_PLAN_FAILURE)
     outcome = act(kube, body, the_plan)
-    status = the_plan.status
-    if the_plan.switch is not None and the_plan.switch not in outcome.done:
-        # Prod still selects the old color: say so, never a switch that did not happen.
-        assert the_plan.status_unswitched is not None
-        status = the_plan.status_unswitched
-    if outcome.failures:
-        status = replace(
-            status, phase="Degraded", reason="ChildRejected", message="; ".join(outcome.failures)
-        )
-    previous = body.get("status") or {}
-    write_status(kube, body, status_body(status, generation, previous, now))
-    if status.phase == "Degraded" and status.message != previous.get("message"):
-        # One Warning per new problem, not one per pass: the status carries it meanwhile.
-        kube.post_event(body, "Warning", status.reason, status.message)
+    new = status.after_pass(
+        the_plan,
+        outcome.done,
+        outcome.failures,
+        generation=generation,
+        previous=previous,
+        now=now,
+    )
+    _write_status(kube, body, new)
     return outcome
+
+
+def parse_app(body: Obj, previous: BlueGreenAppStatus) -> App:
+    """The app as the planner takes it; InvalidSpec names what is wrong."""
+    try:
+        spec = BlueGreenAppSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError as err:
+        raise InvalidSpec(_invalid_spec_message(err)) from None
+    except RecursionError:
+        raise InvalidSpec("invalid spec: it nests too deeply to be read") from None
+    meta = body["metadata"]
+    owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    generation = int(meta.get("generation", 0))
+    return App(owner=owner, generation=generation, spec=spec, recorded=previous)
 
 
 def observe(kube: Kube, app: App) -> Observed:
@@ -99,6 +127,7 @@ def observe(kube: Kube, app: App) -> Observed:
         services={k: v for k, v in services.items() if v is not None},
         ingresses={k: v for k, v in ingresses.items() if v is not None},
         preview_endpoints=kube.endpoints_of_service(ns, names.service_name(name, "preview")),
+        replicasets=kube.select("ReplicaSet", ns, f"{names.LABEL_APP}={name}"),
     )
 
 
@@ -144,70 +173,22 @@ def _perform(kube: Kube, namespace: str, action: Action) -> None:
 # ---------------------------------------------------------------- status
 
 
-def status_body(status: Status, generation: int, previous: Obj, now: datetime) -> Obj:
-    """The status subresource as the merge patch writes it: absent fields are None."""
-    return {
-        "phase": status.phase,
-        "message": status.message,
-        "observedGeneration": generation,
-        "activeColor": status.active_color,
-        "activeRevision": status.active_revision,
-        "previewColor": status.preview_color,
-        "previewRevision": status.preview_revision,
-        "previousRevision": status.previous_revision,
-        "conditions": conditions(status, previous.get("conditions") or [], now),
-    }
-
-
-def conditions(status: Status, previous: list[Obj], now: datetime) -> list[Obj]:
-    progressing = status.phase == "Progressing"
-    degraded = status.phase == "Degraded"
-    wanted = [
-        (
-            "Available",
-            status.available,
-            "ActiveColorAvailable" if status.available else "ActiveColorUnavailable",
-            f"{status.active_color} serves revision {status.active_revision}",
-        ),
-        ("Progressing", progressing, status.reason, status.message if progressing else ""),
-        (
-            "Degraded",
-            degraded,
-            status.reason if degraded else "AsExpected",
-            status.message if degraded else "",
-        ),
-    ]
-    before = {c.get("type"): c for c in previous}
-    out = []
-    for type_, truth, reason, message in wanted:
-        value = "True" if truth else "False"
-        old = before.get(type_) or {}
-        since = old.get("lastTransitionTime") if old.get("status") == value else None
-        out.append(
-            {
-                "type": type_,
-                "status": value,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": since or format_time(now),
-            }
-        )
-    return out
-
-
-def write_status(kube: Kube, body: Obj, status: Obj) -> bool:
-    """Write the status only when it differs from what is there: nothing is written for
-    an app that is already converged."""
+def _write_status(kube: Kube, body: Obj, new: BlueGreenAppStatus) -> bool:
+    """Write the status only when it differs from what is there (a converged app costs
+    nothing), with one Warning Event per new problem, not one per pass."""
     current = body.get("status") or {}
-    if _present(current) == _present(status):
+    if not status.differs(current, new):
         return False
     meta = body["metadata"]
-    kube.patch_app_status(meta["namespace"], meta["name"], status)
+    kube.patch_app_status(meta["namespace"], meta["name"], status.as_patch(new))
+    if new.phase == "Degraded" and new.message != current.get("message"):
+        kube.post_event(body, "Warning", _degraded_reason(new), new.message or "")
     return True
 
 
-def _present(status: Obj) -> Obj:
-    return {k: v for k, v in status.items() if v is not None}
+def _degraded_reason(new: BlueGreenAppStatus) -> str:
+    degraded = next((c for c in new.conditions if c.type == "Degraded"), None)
+    return degraded.reason if degraded is not None else "Degraded"
 
 
 def _invalid_spec_message(err: pydantic.ValidationError) -> str:
@@ -215,28 +196,3 @@ def _invalid_spec_message(err: pydantic.ValidationError) -> str:
         f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
     )
     return f"invalid spec: {problems}"
-
-
-def _report_stuck(
-    kube: Kube, body: Obj, generation: int, reason: str, message: str, now: datetime
-) -> None:
-    """Degraded for a reason that stops the whole pass (bad spec, missing rights): the rest
-    of the last status (which color serves prod) stays as it was, nothing else is written."""
-    previous = body.get("status") or {}
-    status = status_body(
-        Status(
-            phase="Degraded",
-            reason=reason,
-            message=message,
-            active_color=previous.get("activeColor") or "blue",
-            active_revision=previous.get("activeRevision") or "",
-            available=False,
-        ),
-        generation,
-        previous,
-        now,
-    )
-    for kept in ("activeColor", "activeRevision", "previewColor", "previewRevision"):
-        status[kept] = previous.get(kept)
-    if write_status(kube, body, status):
-        kube.post_event(body, "Warning", reason, message)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bluegreen import desired, names
+from bluegreen import desired, names, status
 from bluegreen.desired import Owner
-from bluegreen.models import BlueGreenAppSpec, Color
+from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, Color
 from bluegreen.planner import App, Observed, Plan, plan
 from bluegreen.revision import revision_of
 
@@ -80,15 +80,34 @@ def switched(at: datetime, previous: str) -> dict[str, str]:
     }
 
 
-def endpoints(deployment_name: str, count: int, ready: bool = True) -> list[Obj]:
+POD_HASH = "5d9c7"
+
+
+def endpoints(
+    deployment_name: str, count: int, ready: bool = True, pod_hash: str = POD_HASH
+) -> list[Obj]:
     return [
         {
             "addresses": [f"10.244.0.{i}"],
             "conditions": {"ready": ready},
-            "targetRef": {"kind": "Pod", "name": f"{deployment_name}-5d9c7-{i:05d}"},
+            "targetRef": {"kind": "Pod", "name": f"{deployment_name}-{pod_hash}-{i:05d}"},
         }
         for i in range(count)
     ]
+
+
+def replicaset(dep: Obj, pod_hash: str = POD_HASH) -> Obj:
+    """The ReplicaSet the Deployment controller makes for a Deployment's current template:
+    the template's labels plus pod-template-hash, owned by the Deployment."""
+    labels = dict(dep["spec"]["template"]["metadata"]["labels"])
+    name = dep["metadata"]["name"]
+    return {
+        "metadata": {
+            "name": f"{name}-{pod_hash}",
+            "labels": {**labels, "pod-template-hash": pod_hash},
+            "ownerReferences": [{"kind": "Deployment", "name": name, "controller": True}],
+        }
+    }
 
 
 def observed(
@@ -101,7 +120,8 @@ def observed(
 ) -> Observed:
     deps = {c: d for c, d in (("blue", blue), ("green", green)) if d is not None}
     svcs = {r: s for r, s in (("prod", prod), ("preview", preview)) if s is not None}
-    return Observed(deps, svcs, ingresses or {}, eps or [])  # type: ignore[arg-type]
+    replicasets = [replicaset(d) for d in deps.values()]
+    return Observed(deps, svcs, ingresses or {}, eps or [], replicasets)  # type: ignore[arg-type]
 
 
 def steady_blue(tpl: Obj = T1, **fields: Any) -> Observed:
@@ -122,6 +142,11 @@ def body(p: Plan, kind: str, name: str) -> Obj:
     found = [a.body for a in p.actions if a.kind == kind and a.name == name]
     assert len(found) == 1 and found[0] is not None, writes(p)
     return found[0]
+
+
+def written_status(p: Plan) -> BlueGreenAppStatus:
+    """The status the reconciler writes when every write of the plan succeeds."""
+    return status.after_pass(p, p.actions, [], generation=1, previous=BlueGreenAppStatus(), now=NOW)
 
 
 def selector_color(svc: Obj) -> str:
@@ -398,9 +423,11 @@ def test_a_foreign_service_is_left_alone_and_reported() -> None:
     p = plan(app(), observed(**parts), NOW)
     assert ("update", "Service", "demo") not in writes(p)
     assert ("create", "Service", "demo") not in writes(p)
-    assert p.status.phase == "Degraded"
-    assert p.status.reason == "ChildConflict"
-    assert "Service demo" in p.status.message
+    assert p.conflicts == ("Service demo",)
+    reported = written_status(p)
+    assert reported.phase == "Degraded"
+    assert reported.conditions[2].reason == "ChildConflict"
+    assert "Service demo" in (reported.message or "")
 
 
 def test_a_foreign_idle_deployment_blocks_the_preview_and_the_switch() -> None:
@@ -409,7 +436,18 @@ def test_a_foreign_idle_deployment_blocks_the_preview_and_the_switch() -> None:
     p = plan(app(T2, promote=True), observed(**parts), NOW)
     assert all(a.name != "demo-green" for a in p.actions)
     assert not p.switches
-    assert p.status.phase == "Degraded"
+    assert written_status(p).phase == "Degraded"
+
+
+def test_a_foreign_prod_service_blocks_the_switch_and_status_keeps_the_live_color() -> None:
+    """Status describes what is live: no switch is claimed that was never written."""
+    parts = _parts(preview_waiting())
+    parts["prod"] = service("prod", "blue", owner=STRANGER)
+    p = plan(app(T2, promote=True), observed(**parts), NOW)
+    assert p.switch is None
+    reported = written_status(p)
+    assert (reported.activeColor, reported.activeRevision) == ("blue", R1)
+    assert reported.phase == "Degraded"
 
 
 # ------------------------------------------------------------------ failures
@@ -475,3 +513,121 @@ def test_a_first_rollout_that_never_happened_records_nothing_and_follows_the_spe
     p = plan(app(T2), never_served, NOW)
     assert writes(p) == [("create", "Deployment", "demo-blue")]
     assert body(p, "Deployment", "demo-blue")["metadata"]["labels"][names.LABEL_REVISION] == R2
+
+
+# ------------------------------------------------------------------ the record of what is live
+
+
+def recorded(color: Color, revision: str, **fields: Any) -> BlueGreenAppStatus:
+    return BlueGreenAppStatus(activeColor=color, activeRevision=revision, **fields)
+
+
+def app_with_status(tpl: Obj, record: BlueGreenAppStatus | None, **fields: Any) -> App:
+    return App(owner=OWNER, generation=2, spec=spec(tpl, **fields), recorded=record)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        pytest.param(recorded("green", R2), id="status records it"),
+        pytest.param(None, id="no record: the color with more available pods"),
+    ],
+)
+def test_a_deleted_prod_service_comes_back_on_the_live_color_not_the_preview(
+    record: BlueGreenAppStatus | None,
+) -> None:
+    # v2 live on green (blue was first, so a default would pick blue), v3 waits on blue.
+    parts = _parts(after_switch(NOW - timedelta(seconds=600)))
+    parts["blue"] = deployment("blue", T3, 1)
+    parts["eps"] = endpoints("demo-blue", 1)
+    parts["preview"] = service("preview", "blue", spec(T3))
+    parts["prod"] = None
+    p = plan(app_with_status(T3, record, previewReplicas=1), observed(**parts), NOW)
+    assert writes(p) == [("create", "Service", "demo")]
+    prod = body(p, "Service", "demo")
+    assert selector_color(prod) == "green"
+    live = json.loads(prod["metadata"]["annotations"][names.ANNOTATION_LIVE_TEMPLATE])
+    assert revision_of(live) == R2
+    assert (p.status.active_color, p.status.active_revision) == ("green", R2)
+    assert (p.status.preview_color, p.status.preview_revision) == ("blue", R3)
+
+
+def test_a_deleted_prod_service_with_promote_is_recreated_before_it_switches() -> None:
+    """Creating prod and switching it are two writes, so status can say which happened."""
+    parts = _parts(preview_waiting())
+    parts["prod"] = None
+    p = plan(app_with_status(T2, recorded("blue", R1), promote=True), observed(**parts), NOW)
+    assert selector_color(body(p, "Service", "demo")) == "blue"
+    assert not p.switches
+
+
+def test_a_deleted_prod_service_after_a_switch_keeps_prod_on_the_new_color() -> None:
+    """No preview waiting: prod must not go back to the previous color (at 0 pods)."""
+    parts = _parts(after_switch(NOW - timedelta(seconds=60), blue_replicas=0))
+    parts["prod"] = None
+    record = recorded("green", R2, previousRevision=R1, lastSwitchTime="2026-11-26T11:59:00Z")
+    p = plan(app_with_status(T2, record, promote=True), observed(**parts), NOW)
+    assert writes(p) == [("create", "Service", "demo")]
+    prod = body(p, "Service", "demo")
+    assert selector_color(prod) == "green"
+    annotations = prod["metadata"]["annotations"]
+    assert annotations[names.ANNOTATION_PREVIOUS_REVISION] == R1  # the record is restored
+    assert annotations[names.ANNOTATION_SWITCHED_AT] == "2026-11-26T11:59:00Z"
+
+
+def test_a_hand_edited_prod_selector_is_put_back_on_the_promoted_color() -> None:
+    parts = _parts(after_switch(NOW - timedelta(seconds=60), blue_replicas=0))
+    edited = copy.deepcopy(parts["prod"])
+    edited["spec"]["selector"][names.LABEL_COLOR] = "blue"  # someone moved prod by hand
+    parts["prod"] = edited
+    p = plan(app(T2, promote=True), observed(**parts), NOW)
+    assert writes(p) == [("update", "Service", "demo")]
+    assert selector_color(body(p, "Service", "demo")) == "green"
+    assert ("update", "Deployment", "demo-blue") not in writes(p)  # blue is not scaled up
+    assert not p.switches
+
+
+def test_a_hand_edited_prod_selector_does_not_promote_a_waiting_preview() -> None:
+    parts = _parts(preview_waiting())
+    edited = copy.deepcopy(parts["prod"])
+    edited["spec"]["selector"][names.LABEL_COLOR] = "green"
+    parts["prod"] = edited
+    p = plan(app(T2), observed(**parts), NOW)
+    assert selector_color(body(p, "Service", "demo")) == "blue"
+    assert (p.status.active_color, p.status.preview_color) == ("blue", "green")
+
+
+def test_status_records_the_switch_time_and_the_previous_revision() -> None:
+    p = plan(app(T2, promote=True), after_switch(NOW - timedelta(seconds=10)), NOW)
+    assert p.status.switched_at == (NOW - timedelta(seconds=10)).isoformat().replace("+00:00", "Z")
+    assert p.status.previous_revision == R1
+
+
+# ------------------------------------------------------------------ readiness by revision
+
+
+def test_ready_pods_of_an_older_revision_of_the_same_color_do_not_count() -> None:
+    """While EndpointSlices lag behind a rollout, green's old pods may still be listed
+    ready: only pods of the new revision's ReplicaSet count for the switch."""
+    parts = _parts(preview_waiting())
+    old_green = deployment("green", T3, 3)
+    parts["eps"] = endpoints("demo-green", 3, pod_hash="0ldh4sh")
+    obs = observed(**parts)
+    obs = Observed(
+        obs.deployments,
+        obs.services,
+        obs.ingresses,
+        obs.preview_endpoints,
+        [*obs.replicasets, replicaset(old_green, pod_hash="0ldh4sh")],
+    )
+    p = plan(app(T2, promote=True), obs, NOW)
+    assert not p.switches
+    assert p.status.reason == "WaitingForEndpoints"
+    assert "0/3" in p.status.message
+
+
+def test_without_the_new_replicaset_no_endpoint_counts() -> None:
+    parts = _parts(preview_waiting())
+    obs = observed(**parts)
+    p = plan(app(T2, promote=True), Observed(*list(vars(obs).values())[:4], []), NOW)
+    assert not p.switches

@@ -1,0 +1,156 @@
+"""The app's status, built in one place and through the status model.
+
+A pass ends one of two ways: it planned and wrote (:func:`after_pass`: the plan's status,
+corrected by what the writes achieved), or it stopped before planning (:func:`stopped`: bad
+spec, missing rights, an error of the operator's own). Either way status describes what is
+live: a switch that was not written is never reported as done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Literal
+
+import pydantic
+
+from bluegreen.clock import format_time
+from bluegreen.models import BlueGreenAppStatus, Condition
+from bluegreen.planner import Action, Plan, Status
+
+Obj = dict[str, Any]
+Truth = Literal["True", "False", "Unknown"]
+
+
+def recorded(raw: Obj | None) -> BlueGreenAppStatus:
+    """The status as stored; an unreadable one (hand-written, forged) reads as empty."""
+    try:
+        return BlueGreenAppStatus.model_validate(raw or {})
+    except pydantic.ValidationError:
+        return BlueGreenAppStatus()
+
+
+def after_pass(
+    plan: Plan,
+    done: Sequence[Action],
+    failures: Sequence[str],
+    *,
+    generation: int,
+    previous: BlueGreenAppStatus,
+    now: datetime,
+) -> BlueGreenAppStatus:
+    summary = plan.status
+    if plan.status_unswitched is not None and (plan.switch is None or plan.switch not in done):
+        summary = plan.status_unswitched  # prod still selects the old color
+    if plan.conflicts:
+        summary = replace(
+            summary,
+            phase="Degraded",
+            reason="ChildConflict",
+            message=f"{', '.join(plan.conflicts)} already exists and is not owned by this "
+            "BlueGreenApp; the operator leaves it alone: delete or rename it",
+        )
+    if failures:
+        summary = replace(
+            summary, phase="Degraded", reason="ChildRejected", message="; ".join(failures)
+        )
+    return build(summary, generation=generation, previous=previous, now=now)
+
+
+def stopped(
+    reason: str, message: str, *, generation: int, previous: BlueGreenAppStatus, now: datetime
+) -> BlueGreenAppStatus:
+    """Degraded for a reason that stopped the pass before it looked at the children: which
+    color serves prod stays as last recorded, and whether it is available is not known."""
+    summary = Status(
+        phase="Degraded",
+        reason=reason,
+        message=message,
+        active_color=previous.activeColor,
+        active_revision=previous.activeRevision,
+        available=None,
+        preview_color=previous.previewColor,
+        preview_revision=previous.previewRevision,
+        previous_revision=previous.previousRevision,
+        switched_at=previous.lastSwitchTime,
+    )
+    return build(summary, generation=generation, previous=previous, now=now)
+
+
+def build(
+    summary: Status, *, generation: int, previous: BlueGreenAppStatus, now: datetime
+) -> BlueGreenAppStatus:
+    return BlueGreenAppStatus(
+        phase=summary.phase,
+        message=summary.message,
+        observedGeneration=generation,
+        activeColor=summary.active_color,
+        activeRevision=summary.active_revision,
+        previewColor=summary.preview_color,
+        previewRevision=summary.preview_revision,
+        previousRevision=summary.previous_revision,
+        lastSwitchTime=summary.switched_at,
+        conditions=conditions(summary, previous.conditions, now),
+    )
+
+
+def conditions(summary: Status, previous: Sequence[Condition], now: datetime) -> list[Condition]:
+    progressing = summary.phase == "Progressing"
+    degraded = summary.phase == "Degraded"
+    serving = f"{summary.active_color} serves revision {summary.active_revision}"
+    available: tuple[Truth, str, str]
+    if summary.available is None:
+        available = ("Unknown", summary.reason, "not checked: the last pass stopped early")
+    elif summary.available:
+        available = ("True", "ActiveColorAvailable", serving)
+    else:
+        available = ("False", "ActiveColorUnavailable", serving)
+    wanted: list[tuple[str, Truth, str, str]] = [
+        ("Available", *available),
+        (
+            "Progressing",
+            _truth(progressing),
+            summary.reason,
+            summary.message if progressing else "",
+        ),
+        (
+            "Degraded",
+            _truth(degraded),
+            summary.reason if degraded else "AsExpected",
+            summary.message if degraded else "",
+        ),
+    ]
+    before = {c.type: c for c in previous}
+    out = []
+    for type_, truth, reason, message in wanted:
+        old = before.get(type_)
+        since = old.lastTransitionTime if old is not None and old.status == truth else None
+        out.append(
+            Condition(
+                type=type_,
+                status=truth,
+                reason=reason,
+                message=message,
+                lastTransitionTime=since or format_time(now),
+            )
+        )
+    return out
+
+
+def _truth(value: bool) -> Truth:
+    return "True" if value else "False"
+
+
+def as_patch(status: BlueGreenAppStatus) -> Obj:
+    """The status as a merge patch writes it: every field, absent ones as None (removed)."""
+    return status.model_dump(mode="json")
+
+
+def differs(current: Obj | None, new: BlueGreenAppStatus) -> bool:
+    """Whether writing ``new`` changes anything: a converged app costs no write."""
+    return _present(current or {}) != _present(as_patch(new))
+
+
+def _present(status: Obj) -> Obj:
+    return {k: v for k, v in status.items() if v is not None}
