@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 
 import kopf
 import kubernetes
@@ -48,9 +49,25 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
+# The API server accepts JSON nested up to 10,000 levels (Go's decoder limit), and every
+# watch event is parsed before any code of ours sees it: with Python's default limit of
+# 1,000, one deeply nested BlueGreenApp in any namespace made the watch raise and the
+# process exit, again at every restart. With room for what the API server can send, such an
+# app is parsed and then refused as InvalidSpec on its own (models.MAX_TEMPLATE_DEPTH).
+RECURSION_LIMIT = 30_000
+THREAD_STACK_BYTES = 16 * 1024 * 1024
+
+
+def make_room_for_deep_objects() -> None:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    # Reconciles parse their reads in worker threads: give them the C stack for it too.
+    threading.stack_size(THREAD_STACK_BYTES)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
+    make_room_for_deep_objects()
     from bluegreen import handlers
     from bluegreen.kube import Kube
 

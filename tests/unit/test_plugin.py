@@ -73,6 +73,7 @@ def deployment(
 
 ACTIVE_BLUE = {"activeColor": "blue", "activeRevision": "aaaa111111"}
 PREVIEW_GREEN = {"previewColor": "green", "previewRevision": "bbbb222222"}
+PREVIOUS_V2 = {"previousRevision": "bbbb222222"}
 BLUE_V1 = deployment("blue", "aaaa111111", TEMPLATE_V1)
 GREEN_V2 = deployment("green", "bbbb222222", TEMPLATE_V2)
 AVAILABLE = {
@@ -283,13 +284,18 @@ def test_human_duration(seconds: float, expected: str) -> None:
     "status, deployments, expected",
     [
         pytest.param(
-            {"phase": "Healthy", "activeColor": "green", "activeRevision": "bbbb222222"},
+            {
+                "phase": "Healthy",
+                "activeColor": "green",
+                "activeRevision": "bbbb222222",
+                "previousRevision": "aaaa111111",
+            },
             {"blue": BLUE_V1, "green": GREEN_V2},
             ("blue", "aaaa111111", TEMPLATE_V1),
             id="previous-color-still-holds-its-template",
         ),
         pytest.param(
-            {"phase": "Healthy", **ACTIVE_BLUE},
+            {"phase": "Healthy", **ACTIVE_BLUE, **PREVIOUS_V2},
             {"blue": BLUE_V1, "green": deployment("green", "bbbb222222", TEMPLATE_V2, ready=0)},
             ("green", "bbbb222222", TEMPLATE_V2),
             id="scaled-down-previous-color",
@@ -321,17 +327,29 @@ def test_rollback_target(
         pytest.param(
             {"phase": "Healthy", **ACTIVE_BLUE},
             {"blue": BLUE_V1, "green": None},
-            "Deployment hello-green holds no revision",
-            id="other-color-never-created",
+            "no earlier revision served prod",
+            id="never-switched",
         ),
         pytest.param(
             {"phase": "Healthy", **ACTIVE_BLUE},
-            {"blue": BLUE_V1, "green": deployment("green", "aaaa111111", TEMPLATE_V1)},
-            "green holds the active revision aaaa111111 too",
-            id="other-color-same-revision",
+            {"blue": BLUE_V1, "green": GREEN_V2},
+            "no earlier revision served prod",
+            id="abandoned-preview-never-served",
         ),
         pytest.param(
-            {"phase": "Healthy", **ACTIVE_BLUE},
+            {"phase": "Healthy", **ACTIVE_BLUE, **PREVIOUS_V2},
+            {"blue": BLUE_V1, "green": None},
+            "Deployment hello-green no longer holds revision bbbb222222",
+            id="other-color-deleted",
+        ),
+        pytest.param(
+            {"phase": "Healthy", **ACTIVE_BLUE, **PREVIOUS_V2},
+            {"blue": BLUE_V1, "green": deployment("green", "cccc333333", TEMPLATE_V1)},
+            "Deployment hello-green no longer holds revision bbbb222222",
+            id="other-color-holds-another-revision",
+        ),
+        pytest.param(
+            {"phase": "Healthy", **ACTIVE_BLUE, **PREVIOUS_V2},
             {"blue": BLUE_V1, "green": deployment("green", "bbbb222222", None)},
             "no annotation bluegreen.dev/pod-template of Deployment hello-green",
             id="no-template-annotation",
@@ -352,7 +370,8 @@ def test_rollback_target_refuses_a_corrupt_annotation() -> None:
     green["metadata"]["annotations"]["bluegreen.dev/pod-template"] = "{not json"
     with pytest.raises(PluginError, match="is not JSON"):
         view.rollback_target(
-            app({"phase": "Healthy", **ACTIVE_BLUE}), {"blue": BLUE_V1, "green": green}
+            app({"phase": "Healthy", **ACTIVE_BLUE, **PREVIOUS_V2}),
+            {"blue": BLUE_V1, "green": green},
         )
 
 

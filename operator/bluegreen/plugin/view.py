@@ -99,11 +99,13 @@ class RollbackTarget:
 
 
 def rollback_target(app: Obj, deployments: Deployments) -> RollbackTarget:
-    """The previous revision: the one the color beside the active one still remembers.
+    """The revision that last served prod: ``status.previousRevision``, as the operator
+    records it, taken from the color beside the active one, which still holds it.
 
-    That color is the previous one only while no preview is waiting on it (a preview
-    replaces what it held). Its Deployment keeps the user's template of its revision in an
-    annotation, exactly as written, which is what a rollback puts back into the spec.
+    Never the other color's revision as such: after a preview was abandoned, that color
+    holds a revision that never served, and "rollback" must not mean "promote that".
+    The Deployment keeps the user's template of its revision in an annotation, exactly as
+    written, which is what a rollback puts back into the spec.
     """
     name = dig(app, "metadata", "name")
     status = app.get("status") or {}
@@ -119,19 +121,22 @@ def rollback_target(app: Obj, deployments: Deployments) -> RollbackTarget:
             f"{status['previewColor']} holds a waiting preview and prod still serves "
             f"revision {status.get('activeRevision', '?')}: there is nothing to roll back"
         )
+    previous = status.get("previousRevision")
+    if not previous:
+        raise unknown(
+            "no earlier revision served prod since the last switch, or its color has been "
+            "given another revision since"
+        )
     other = names.other_color(active)
     other_name = names.deployment_name(name, other)
     deployment = deployments.get(other)
-    revision = revision_of(deployment)
-    if deployment is None or revision is None:
-        raise unknown(f"Deployment {other_name} holds no revision")
-    if revision == status.get("activeRevision"):
-        raise unknown(f"{other} holds the active revision {revision} too")
+    if deployment is None or revision_of(deployment) != previous:
+        raise unknown(f"Deployment {other_name} no longer holds revision {previous}")
     raw = dig(deployment, "metadata", "annotations", names.ANNOTATION_POD_TEMPLATE)
     where = f"annotation {names.ANNOTATION_POD_TEMPLATE} of Deployment {other_name}"
     if raw is None:
         raise unknown(f"no {where}")
-    return RollbackTarget(other, revision, parse_template(raw, where))
+    return RollbackTarget(other, previous, parse_template(raw, where))
 
 
 def parse_template(raw: str, where: str) -> Obj:
