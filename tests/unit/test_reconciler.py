@@ -1,0 +1,338 @@
+"""The reconcile pass against an in-memory API: what a refused, conflicting or failing
+request does to the rest of the pass and to the status it writes.
+
+Only the transport is faked (``Kube._request``): everything above it, the Event
+best-effort policy included, is the operator's own code. Kubernetes behaviour itself is
+proven on the real control plane in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import urllib3
+
+from bluegreen import names, planner, reconciler
+from bluegreen.__main__ import make_room_for_deep_objects
+from bluegreen.kube import ApiError, Kube
+from bluegreen.models import KIND
+
+from test_planner import NOW, T1, T2, deployment, replicaset, service, spec
+from test_planner import endpoints as endpoint_list
+
+Obj = dict[str, Any]
+NS, NAME, UID = "shop", "demo", "uid-1"
+APP_PATH = f"/apis/bluegreen.dev/v1alpha1/namespaces/{NS}/bluegreenapps/{NAME}"
+SERVICES = f"/api/v1/namespaces/{NS}/services"
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
+EVENTS = f"/api/v1/namespaces/{NS}/events"
+
+
+class FakeApi(Kube):
+    """An in-memory API server: objects by path, resourceVersions, 404 and 409 as the real
+    one answers them, and faults injected per (method, path prefix)."""
+
+    def __init__(self) -> None:
+        super().__init__(client=None)  # type: ignore[arg-type]
+        self.objects: dict[str, Obj] = {}
+        self.lists: dict[str, list[Obj]] = {}
+        self.faults: dict[tuple[str, str], Callable[[], Exception]] = {}
+        self.log: list[tuple[str, str]] = []
+        self.status_patches: list[Obj] = []
+        self._rv = 100
+
+    def fail(self, method: str, path: str, error: Callable[[], Exception]) -> None:
+        self.faults[method, path] = error
+
+    def put_object(self, path: str, obj: Obj) -> None:
+        self._rv += 1
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self.objects[path] = obj
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        self.requests[method] += 1
+        self.log.append((method, path))
+        for (f_method, f_path), error in self.faults.items():
+            if method == f_method and path.startswith(f_path):
+                raise error()
+        if method == "GET" and query:
+            return {"items": self.lists.get(path, [])}
+        if method == "GET":
+            if path not in self.objects:
+                raise ApiError(404, "NotFound", f"{path} not found")
+            return copy.deepcopy(self.objects[path])
+        if method == "POST":
+            if path == EVENTS:
+                return {}
+            target = f"{path}/{body['metadata']['name']}"
+            if target in self.objects:
+                raise ApiError(409, "AlreadyExists", f"{target} already exists")
+            self.put_object(target, body)
+            return body  # type: ignore[no-any-return]
+        if method == "PUT":
+            live = self.objects.get(path)
+            if live is None:
+                raise ApiError(404, "NotFound", f"{path} not found")
+            if body["metadata"].get("resourceVersion") != live["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", "the object has been modified")
+            self.put_object(path, body)
+            return body  # type: ignore[no-any-return]
+        if method == "PATCH":
+            self.status_patches.append(body["status"])
+            app = self.objects[APP_PATH]
+            app["status"] = {k: v for k, v in body["status"].items() if v is not None}
+            return app
+        raise AssertionError(f"unexpected {method} {path}")
+
+    def writes_to(self, method: str, path: str) -> int:
+        return sum(1 for m, p in self.log if m == method and p == path)
+
+    @property
+    def app_status(self) -> Obj:
+        return dict(self.objects[APP_PATH].get("status") or {})
+
+
+def app_body(tpl: Obj, **fields: Any) -> Obj:
+    return {
+        "apiVersion": "bluegreen.dev/v1alpha1",
+        "kind": KIND,
+        "metadata": {"name": NAME, "namespace": NS, "uid": UID, "generation": 2},
+        "spec": {"replicas": 3, "template": tpl, "service": {"ports": [{"port": 80}]}, **fields},
+    }
+
+
+def preview_ready_for_switch() -> FakeApi:
+    """v1 live on blue, v2 fully ready on green behind the preview, promote: true."""
+    api = FakeApi()
+    api.put_object(APP_PATH, app_body(T2, promote=True))
+    s = spec(T2)
+    blue, green = deployment("blue", T1, 3), deployment("green", T2, 3)
+    api.put_object(f"{DEPLOYMENTS}/{NAME}-blue", blue)
+    api.put_object(f"{DEPLOYMENTS}/{NAME}-green", green)
+    api.put_object(f"{SERVICES}/{NAME}", service("prod", "blue", s))
+    api.put_object(f"{SERVICES}/{NAME}-preview", service("preview", "green", s))
+    api.lists[f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"] = [
+        {"endpoints": endpoint_list(f"{NAME}-green", 3)}
+    ]
+    api.lists[f"/apis/apps/v1/namespaces/{NS}/replicasets"] = [replicaset(blue), replicaset(green)]
+    return api
+
+
+def clock() -> datetime:
+    return NOW
+
+
+def prod_color(api: FakeApi) -> str:
+    return str(api.objects[f"{SERVICES}/{NAME}"]["spec"]["selector"][names.LABEL_COLOR])
+
+
+def conditions(api: FakeApi) -> dict[str, Obj]:
+    return {c["type"]: c for c in api.app_status.get("conditions", [])}
+
+
+def transport_error() -> Exception:
+    return urllib3.exceptions.MaxRetryError(None, "/", reason="connection refused")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ Events are best-effort
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(transport_error, id="urllib3 MaxRetryError"),
+        pytest.param(lambda: ApiError(500, "InternalError", "etcd timeout"), id="5xx"),
+        pytest.param(lambda: ApiError(403, "Forbidden", "no events"), id="403"),
+        pytest.param(lambda: OSError("connection reset"), id="OSError"),
+    ],
+)
+def test_a_failing_event_never_stops_the_pass_after_a_switch(
+    error: Callable[[], Exception],
+) -> None:
+    api = preview_ready_for_switch()
+    api.fail("POST", EVENTS, error)
+    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    assert prod_color(api) == "green"
+    assert [a.reason for a in outcome.done] == ["Switched"]
+    assert (api.app_status["activeColor"], api.app_status["phase"]) == ("green", "Healthy")
+
+
+# ------------------------------------------------------------------ refused and failed writes
+
+
+def test_a_switch_refused_for_missing_rights_is_not_reported_as_done() -> None:
+    api = preview_ready_for_switch()
+    api.fail("PUT", f"{SERVICES}/{NAME}", lambda: ApiError(403, "Forbidden", "no update"))
+    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    assert prod_color(api) == "blue"
+    assert api.app_status["activeColor"] == "blue"
+    assert api.app_status["previewColor"] == "green"
+    assert api.app_status["phase"] == "Degraded"
+    assert conditions(api)["Degraded"]["reason"] == "ChildRejected"
+    assert outcome.requeue_after == reconciler.RETRY_AFTER_FORBIDDEN
+
+
+def test_a_switch_that_lost_a_race_is_retried_soon_and_not_reported() -> None:
+    api = preview_ready_for_switch()
+    api.fail("PUT", f"{SERVICES}/{NAME}", lambda: ApiError(409, "Conflict", "modified"))
+    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    assert outcome.requeue_after == reconciler.RETRY_AFTER_CONFLICT
+    assert outcome.failures == []
+    assert api.app_status["activeColor"] == "blue"
+    assert api.app_status["phase"] == "Progressing"
+
+
+def test_an_invalid_child_is_reported_and_the_rest_of_the_plan_goes_on() -> None:
+    api = FakeApi()
+    api.put_object(APP_PATH, app_body(T1))
+    api.fail("POST", DEPLOYMENTS, lambda: ApiError(422, "Invalid", "containerPort: Invalid"))
+    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    assert f"{SERVICES}/{NAME}" in api.objects  # the Services were still created
+    assert "containerPort" in outcome.failures[0]
+    assert api.app_status["phase"] == "Degraded"
+    assert conditions(api)["Degraded"]["reason"] == "ChildRejected"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(lambda: ApiError(503, "ServiceUnavailable", "etcd"), id="5xx"),
+        pytest.param(transport_error, id="transport"),
+    ],
+)
+def test_a_write_failing_for_the_cluster_raises_for_a_retry(
+    error: Callable[[], Exception],
+) -> None:
+    """Not the spec's fault: the queue retries with a backoff; status is left alone."""
+    api = preview_ready_for_switch()
+    api.fail("PUT", f"{SERVICES}/{NAME}", error)
+    with pytest.raises(Exception) as raised:
+        reconciler.reconcile(api, NS, NAME, clock)
+    assert raised.type is type(error())
+    assert api.status_patches == []
+
+
+def test_a_read_failing_for_the_cluster_raises_for_a_retry() -> None:
+    api = preview_ready_for_switch()
+    api.fail("GET", DEPLOYMENTS, transport_error)
+    with pytest.raises(urllib3.exceptions.MaxRetryError):
+        reconciler.reconcile(api, NS, NAME, clock)
+    assert api.writes == 0
+
+
+# ------------------------------------------------------------------ passes that stop early
+
+
+def test_a_forbidden_read_is_degraded_with_availability_unknown() -> None:
+    api = preview_ready_for_switch()
+    api.objects[APP_PATH]["status"] = {"activeColor": "blue", "activeRevision": "r1"}
+    api.fail("GET", DEPLOYMENTS, lambda: ApiError(403, "Forbidden", "cannot get deployments"))
+    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    assert outcome.requeue_after == reconciler.RETRY_AFTER_FORBIDDEN
+    assert api.app_status["phase"] == "Degraded"
+    assert api.app_status["activeColor"] == "blue"  # kept, not guessed
+    assert conditions(api)["Available"]["status"] == "Unknown"
+    assert conditions(api)["Degraded"]["reason"] == "Forbidden"
+
+
+def deeply_nested(depth: int) -> Obj:
+    nested: Obj = {"leaf": 1}
+    for _ in range(depth):
+        nested = {"n": nested}
+    return nested
+
+
+@pytest.fixture
+def room_for_deep_objects() -> Iterator[None]:
+    """The interpreter as the operator's entry point sets it up."""
+    limit, stack = sys.getrecursionlimit(), threading.stack_size()
+    make_room_for_deep_objects()
+    yield
+    sys.setrecursionlimit(limit)
+    threading.stack_size(stack)
+
+
+@pytest.mark.usefixtures("room_for_deep_objects")
+@pytest.mark.parametrize(
+    "spec_change, expected",
+    [
+        pytest.param(
+            {"template": {**T1, "metadata": {"labels": "app=web"}}},
+            "metadata.labels must be a map of strings",
+            id="labels given as a string",
+        ),
+        pytest.param(
+            {"template": {**T1, "metadata": {"annotations": deeply_nested(1500)}}},
+            "nests deeper than 64 levels",
+            id="nested 1,500 levels deep",
+        ),
+        pytest.param(
+            {"scaleDownDelaySeconds": 300_000_000_000},
+            "scaleDownDelaySeconds",
+            id="delay beyond any clock",
+        ),
+        pytest.param({"replicas": 2**31}, "replicas", id="replicas beyond int32"),
+    ],
+)
+def test_a_spec_the_schema_would_refuse_is_reported_never_raised(
+    spec_change: Obj, expected: str
+) -> None:
+    """Objects stored under an older CRD reach the operator unchecked: each is reported on
+    its own app, with availability unknown, and nothing is written but the status."""
+    api = FakeApi()
+    api.put_object(APP_PATH, {**app_body(T1), "spec": {**app_body(T1)["spec"], **spec_change}})
+    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    assert outcome.failures and expected in outcome.failures[0]
+    assert api.app_status["phase"] == "Degraded"
+    assert conditions(api)["Degraded"]["reason"] == "InvalidSpec"
+    assert conditions(api)["Available"]["status"] == "Unknown"
+    assert api.writes_to("PATCH", f"{APP_PATH}/status") == 1
+    assert api.writes == 2  # the status and one Warning Event
+    assert api.writes_to("POST", EVENTS) == 1
+
+
+def test_a_planner_failure_is_reported_on_its_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> planner.Plan:
+        raise TypeError("unhashable type: 'dict'")
+
+    monkeypatch.setattr(planner, "plan", broken)
+    api = preview_ready_for_switch()
+    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    assert outcome.requeue_after == reconciler.RETRY_AFTER_PLAN_FAILURE
+    assert api.app_status["phase"] == "Degraded"
+    assert "TypeError: unhashable type" in api.app_status["message"]
+    assert prod_color(api) == "blue"
+
+
+def test_a_repeated_problem_posts_one_warning_not_one_per_pass() -> None:
+    api = FakeApi()
+    api.put_object(APP_PATH, app_body({**T1, "metadata": {"labels": "app=web"}}))
+    for _ in range(3):
+        reconciler.reconcile(api, NS, NAME, clock)
+    assert api.writes_to("POST", EVENTS) == 1
+    assert api.writes_to("PATCH", f"{APP_PATH}/status") == 1
+
+
+def test_status_written_is_valid_json_and_round_trips() -> None:
+    api = preview_ready_for_switch()
+    reconciler.reconcile(api, NS, NAME, lambda: datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    patch = api.status_patches[-1]
+    assert json.loads(json.dumps(patch)) == patch
+    assert patch["lastSwitchTime"] == "2026-11-26T12:00:00Z"
+    assert patch["previousRevision"] is not None
