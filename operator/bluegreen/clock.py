@@ -18,6 +18,9 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
+    # A time without a zone (hand-written) is read as UTC: comparing it with the clock
+    # must not raise.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

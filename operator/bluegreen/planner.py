@@ -391,7 +391,10 @@ def _rollback_window_end(app: App, idle_dep: Obj | None, record: dict[str, str])
     previous = record.get(names.ANNOTATION_PREVIOUS_REVISION)
     if idle_dep is None or switched_at is None or revision_label(idle_dep) != previous:
         return None
-    return switched_at + timedelta(seconds=app.spec.scaleDownDelaySeconds)
+    try:
+        return switched_at + timedelta(seconds=app.spec.scaleDownDelaySeconds)
+    except OverflowError:  # a record near the end of time: the window never ends
+        return datetime.max.replace(tzinfo=switched_at.tzinfo)
 
 
 def _steady(

@@ -631,3 +631,21 @@ def test_without_the_new_replicaset_no_endpoint_counts() -> None:
     obs = observed(**parts)
     p = plan(app(T2, promote=True), Observed(*list(vars(obs).values())[:4], []), NOW)
     assert not p.switches
+
+
+@pytest.mark.parametrize(
+    "switched_at, blue_kept",
+    [
+        pytest.param("9999-12-31T23:59:59Z", True, id="near the end of time"),
+        pytest.param("2026-11-26T11:59:50", True, id="no time zone: read as UTC"),
+        pytest.param("not a time", False, id="unreadable: no window"),
+    ],
+)
+def test_a_hand_written_switch_time_in_status_never_raises(
+    switched_at: str, blue_kept: bool
+) -> None:
+    parts = _parts(after_switch(NOW))
+    parts["prod"] = None
+    record = recorded("green", R2, previousRevision=R1, lastSwitchTime=switched_at)
+    p = plan(app_with_status(T2, record, promote=True), observed(**parts), NOW)
+    assert (("update", "Deployment", "demo-blue") not in writes(p)) is blue_kept
