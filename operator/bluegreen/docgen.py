@@ -70,7 +70,9 @@ def reference() -> str:
         START,
         f"`apiVersion: {models.GROUP}/{models.VERSION}`, `kind: {models.KIND}` "
         f"(plural `{models.PLURAL}`, short name `{models.SHORT_NAMES[0]}`), namespaced. "
-        f"The name is a DNS-1035 label of at most {models.MAX_NAME_LENGTH} characters.",
+        f"The name is a DNS-1035 label of at most {models.MAX_NAME_LENGTH} characters, "
+        f"not ending in `{models.RESERVED_NAME_SUFFIX}` (that is the preview Service's "
+        "suffix: such a name would collide with another app's preview).",
         "",
         "#### spec",
         "",

@@ -219,7 +219,10 @@ class BlueGreenAppSpec(_Model):
     )
     template: dict[str, Any] = Field(
         description="Pod template, exactly as in a Deployment's `spec.template`. "
-        "Each distinct template is a revision; changing it deploys the idle color.",
+        "Each distinct template is a revision; changing it deploys the idle color. "
+        "Checked here: `spec.containers` (at least one, each named), `metadata.labels` and "
+        "`metadata.annotations` as maps of strings, and a nesting depth of at most 64; the "
+        "rest is checked by the API server at the Deployment.",
         json_schema_extra=POD_TEMPLATE_SCHEMA,
     )
     service: ServiceSpec = Field(description="The prod and preview Services.")
