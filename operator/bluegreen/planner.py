@@ -30,6 +30,9 @@ from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, Color, Phase
 from bluegreen.revision import revision_of
 
 Kind = Literal["Deployment", "Service", "Ingress"]
+
+# A safety net only: the EndpointSlice event that drops the old pods wakes the app first.
+RECHECK_PROD_ENDPOINTS = 5.0
 Verb = Literal["create", "update", "delete"]
 
 
@@ -47,14 +50,15 @@ class App:
 
 @dataclass(frozen=True)
 class Observed:
-    """The children that exist (by color or role), whoever owns them, the ready state of the
-    preview Service's endpoints, and the app's ReplicaSets (which name each revision's pods)."""
+    """The children that exist (by color or role), whoever owns them, the endpoints of the
+    preview and prod Services, and the app's ReplicaSets (which name each revision's pods)."""
 
     deployments: Mapping[Color, Obj] = field(default_factory=dict)
     services: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
     ingresses: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
     preview_endpoints: Sequence[Obj] = ()
     replicasets: Sequence[Obj] = ()
+    prod_endpoints: Sequence[Obj] = ()
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,14 @@ def ready_endpoints_of(endpoints: Sequence[Obj], prefixes: set[str]) -> int:
         and (ep.get("targetRef") or {}).get("kind") == "Pod"
         and str((ep.get("targetRef") or {}).get("name", "")).startswith(tuple(prefixes))
         and prefixes
+    )
+
+
+def lists_pods_of(endpoints: Sequence[Obj], deployment_name: str) -> bool:
+    """Whether any endpoint, ready or terminating, is a pod of the named Deployment."""
+    prefix = f"{deployment_name}-"
+    return any(
+        str((ep.get("targetRef") or {}).get("name", "")).startswith(prefix) for ep in endpoints
     )
 
 
@@ -360,7 +372,7 @@ def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _De
     active_rev = live.revision or want
     record = _switch_record(app, ours.services.get("prod"))
     if active_rev == want:
-        decision = _steady(app, ours, live.color, want, template, record, now)
+        decision = _steady(app, ours, observed, live.color, want, template, record, now)
     else:
         decision = _new_revision(
             app, ours, observed, live.color, active_rev, template, want, record, now
@@ -400,6 +412,7 @@ def _rollback_window_end(app: App, idle_dep: Obj | None, record: dict[str, str])
 def _steady(
     app: App,
     ours: _Children,
+    observed: Observed,
     active: Color,
     rev: str,
     live: Obj,
@@ -415,9 +428,15 @@ def _steady(
     window_end = _rollback_window_end(app, idle_dep, record)
     keeps_previous = window_end is not None and now < window_end
     requeue = None
+    idle_name = names.deployment_name(app.owner.name, idle)
+    # The delay alone is a guess at how long kube-proxy takes; the prod Service's
+    # EndpointSlices still listing the old pods is a fact: they keep their pods until then.
+    still_in_prod = lists_pods_of(observed.prod_endpoints, idle_name)
     if idle_dep is not None and spec_replicas(idle_dep) > 0:
         if keeps_previous and window_end is not None:
             requeue = (window_end - now).total_seconds()
+        elif still_in_prod:
+            requeue = RECHECK_PROD_ENDPOINTS
         else:
             deployments[idle] = _scaled(app, idle, idle_dep, 0)
     previous = record.get(names.ANNOTATION_PREVIOUS_REVISION)
@@ -431,6 +450,12 @@ def _steady(
             status,
             message=f"{status.message}; {idle} keeps revision {previous} until "
             f"{format_time(window_end)} for an instant rollback",
+        )
+    elif requeue == RECHECK_PROD_ENDPOINTS:
+        status = replace(
+            status,
+            message=f"{status.message}; {idle} keeps its pods until the prod Service's "
+            "EndpointSlices no longer list them",
         )
     return _Decision(active, None, deployments, record, None, status, requeue)
 

@@ -127,6 +127,7 @@ def observe(kube: Kube, app: App) -> Observed:
         services={k: v for k, v in services.items() if v is not None},
         ingresses={k: v for k, v in ingresses.items() if v is not None},
         preview_endpoints=kube.endpoints_of_service(ns, names.service_name(name, "preview")),
+        prod_endpoints=kube.endpoints_of_service(ns, names.service_name(name, "prod")),
         replicasets=kube.select("ReplicaSet", ns, f"{names.LABEL_APP}={name}"),
     )
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bluegreen import desired, names, status
+from bluegreen import desired, names, planner, status
 from bluegreen.desired import Owner
 from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, Color
 from bluegreen.planner import App, Observed, Plan, plan
@@ -649,3 +650,25 @@ def test_a_hand_written_switch_time_in_status_never_raises(
     record = recorded("green", R2, previousRevision=R1, lastSwitchTime=switched_at)
     p = plan(app_with_status(T2, record, promote=True), observed(**parts), NOW)
     assert (("update", "Deployment", "demo-blue") not in writes(p)) is blue_kept
+
+
+# ------------------------------------------------------------ scale-down follows the endpoints
+
+
+def test_the_previous_color_keeps_its_pods_while_prod_endpoints_still_list_them() -> None:
+    """Past the delay, but the EndpointSlice controller has not yet followed the switch
+    (kube-proxy follows the slices): scaling down now would break live connections."""
+    obs = after_switch(NOW - timedelta(seconds=31))
+    obs = replace(obs, prod_endpoints=endpoints("demo-blue", 3, ready=False))
+    p = plan(app(T2, promote=True), obs, NOW)
+    assert writes(p) == []
+    assert p.requeue_after == planner.RECHECK_PROD_ENDPOINTS
+    assert "EndpointSlices no longer list them" in p.status.message
+
+
+def test_the_previous_color_is_scaled_down_once_prod_endpoints_list_only_the_new_one() -> None:
+    obs = after_switch(NOW - timedelta(seconds=31))
+    obs = replace(obs, prod_endpoints=endpoints("demo-green", 3))
+    p = plan(app(T2, promote=True), obs, NOW)
+    assert writes(p) == [("update", "Deployment", "demo-blue")]
+    assert body(p, "Deployment", "demo-blue")["spec"]["replicas"] == 0
