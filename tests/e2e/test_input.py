@@ -79,6 +79,29 @@ INGRESS = {"host": "a.example.com", "previewHost": "b.example.com"}
         ),
         pytest.param("a" * 56, VALID, "at most 55", id="name-too-long"),
         pytest.param("1hello", VALID, "DNS-1035", id="name-starts-with-digit"),
+        pytest.param("hello-preview", VALID, "must not end in '-preview'", id="name-collides"),
+        pytest.param("hello", with_(VALID, 2**31, "replicas"), "replicas", id="replicas-int32"),
+        pytest.param(
+            "hello", with_(VALID, 2**31, "previewReplicas"), "previewReplicas", id="preview-int32"
+        ),
+        pytest.param(
+            "hello",
+            with_(VALID, 300_000_000_000, "scaleDownDelaySeconds"),
+            "scaleDownDelaySeconds",
+            id="delay-overflowing",
+        ),
+        pytest.param(
+            "hello",
+            with_(VALID, "app=web", "template", "metadata", "labels"),
+            "labels",
+            id="labels-string",
+        ),
+        pytest.param(
+            "hello",
+            with_(VALID, {"a": 1}, "template", "metadata", "annotations"),
+            "annotations",
+            id="annotation-not-string",
+        ),
     ],
 )
 def test_schema_refuses_invalid_apps(

@@ -530,3 +530,115 @@ def test_a_deleted_live_deployment_comes_back_with_the_live_version(
     app = driver.wait_app(namespace, APP, phase="Paused", activeColor="blue")
     assert app["status"]["activeRevision"] == revision_of(template("v1"))
     assert driver.selector_color(namespace, "hello") == "blue"
+
+
+# ---------------------------------------------------------------- the prod Service lost or edited
+
+# How long a hand-made change of a Service may take to heal: at once when Services are
+# watched, at the latest at the next resync (the tests' operator resyncs every 20 s).
+SERVICE_HEAL_TIMEOUT = 40
+
+
+def v2_live_on_green_and_v3_waiting(driver: Driver, ns: str) -> None:
+    """v2 live on green (blue, the first color, held v1), v3 ready on blue behind preview."""
+    v1_live_and_v2_waiting(driver, ns)
+    driver.patch_spec(ns, APP, {"promote": True})
+    driver.wait_app(ns, APP, phase="Healthy", activeColor="green")
+    driver.patch_spec(ns, APP, {"template": template("v3"), "promote": False})
+    driver.wait_app(ns, APP, phase="Paused", activeColor="green", previewColor="blue")
+
+
+def test_a_deleted_prod_service_comes_back_on_the_live_version_not_the_preview(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    v2_live_on_green_and_v3_waiting(driver, namespace)
+    live_pods = pod_uids(driver, namespace, "green")
+
+    driver.delete("Service", namespace, APP)
+
+    recreated = wait_for(
+        lambda: driver.get("Service", namespace, APP),
+        timeout=SERVICE_HEAL_TIMEOUT,
+        what="the prod Service to be recreated",
+    )
+    assert recreated["spec"]["selector"]["bluegreen.dev/color"] == "green"  # v2, not v3
+    app = driver.wait_app(namespace, APP, phase="Paused", activeColor="green")
+    assert app["status"]["activeRevision"] == revision_of(template("v2"))
+    assert app["spec"]["promote"] is False
+    pause(2)
+    assert driver.selector_color(namespace, APP) == "green"
+    assert pod_uids(driver, namespace, "green") == live_pods  # the live color was not touched
+    assert driver.deployment(namespace, "hello-green")["spec"]["replicas"] == 2  # type: ignore[index]
+
+
+def test_a_deleted_prod_service_after_a_switch_stays_on_the_new_version(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    v1_live_and_v2_waiting(driver, namespace)
+    driver.patch_spec(namespace, APP, {"promote": True})
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="green")
+    driver.wait_replicas(namespace, "hello-blue", 0)  # the delay (3 s) passed: v1 scaled down
+
+    driver.delete("Service", namespace, APP)
+
+    recreated = wait_for(
+        lambda: driver.get("Service", namespace, APP),
+        timeout=SERVICE_HEAL_TIMEOUT,
+        what="the prod Service to be recreated",
+    )
+    assert recreated["spec"]["selector"]["bluegreen.dev/color"] == "green"
+    pause(2)
+    assert driver.deployment(namespace, "hello-blue")["spec"]["replicas"] == 0  # type: ignore[index]
+    assert driver.deployment(namespace, "hello-green")["spec"]["replicas"] == 2  # type: ignore[index]
+
+
+def test_a_prod_selector_moved_by_hand_is_put_back_on_the_promoted_color(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    v2_live_on_green_and_v3_waiting(driver, namespace)
+
+    driver.merge_patch(
+        "Service", namespace, APP, {"spec": {"selector": {"bluegreen.dev/color": "blue"}}}
+    )
+
+    wait_for(
+        lambda: driver.selector_color(namespace, APP) == "green",
+        timeout=SERVICE_HEAL_TIMEOUT,
+        what="the prod selector to be put back on green",
+    )
+    app = driver.wait_app(namespace, APP, phase="Paused", activeColor="green", previewColor="blue")
+    assert app["status"]["activeRevision"] == revision_of(template("v2"))
+    assert driver.deployment(namespace, "hello-green")["spec"]["replicas"] == 2  # type: ignore[index]
+
+
+def test_a_foreign_prod_service_blocks_the_switch_and_status_says_what_is_live(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    driver.create(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": APP},
+            "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
+        },
+    )
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Degraded", activeColor="blue")
+    driver.wait_replicas(namespace, "hello-blue", 2)
+
+    driver.patch_spec(namespace, APP, {"template": template("v2"), "promote": True})
+
+    driver.wait_replicas(namespace, "hello-green", 2)
+    wait_for(
+        lambda: driver.selector_color(namespace, "hello-preview") == "green",
+        timeout=30,
+        what="the preview to select v2 on green",
+    )
+    pause(3)  # time in which a switch would have been claimed
+    app = driver.wait_app(namespace, APP, phase="Degraded")
+    assert app["status"]["activeColor"] == "blue"  # nothing switched: v1 is what is live
+    assert app["status"]["activeRevision"] == revision_of(template("v1"))
+    assert app["status"]["previewColor"] == "green"
+    assert "Service hello" in app["status"]["message"]
+    assert not driver.events(namespace, APP, "Switched")
