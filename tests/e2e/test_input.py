@@ -4,6 +4,8 @@ Degraded condition and an Event, and the operator keeps serving the other apps."
 from __future__ import annotations
 
 import copy
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -150,3 +152,54 @@ def test_a_converged_app_costs_no_write(
     assert outcome.failures == []
     assert kube.writes == 0, kube.requests
     assert set(kube.requests) == {"GET"}
+
+
+def nested(depth: int) -> Obj:
+    node: Obj = {"leaf": "x"}
+    for _ in range(depth):
+        node = {"n": node}
+    return node
+
+
+@pytest.fixture
+def room_for_deep_objects() -> Iterator[None]:
+    """This test process parses the deep object too (the client serializes and reads it)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(30_000)
+    yield
+    sys.setrecursionlimit(limit)
+
+
+@pytest.mark.usefixtures("room_for_deep_objects")
+def test_a_deeply_nested_app_is_refused_on_its_own_and_never_stops_the_operator(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    """JSON nested 1,500 levels deep is accepted by the API server; before, it made the
+    operator's watch raise RecursionError and the process exit, at every restart."""
+    driver.create_app(namespace, "fine", hello())
+    driver.wait_app(namespace, "fine", phase="Healthy")
+
+    deep = hello()
+    deep["template"]["spec"]["affinity"] = nested(1500)
+    driver.create_app(namespace, "deep", deep)
+
+    app = driver.wait_app(namespace, "deep", phase="Degraded")
+    assert "nests deeper than 64 levels" in app["status"]["message"]
+    degraded = next(c for c in app["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "InvalidSpec"
+    wait_for(lambda: driver.events(namespace, "deep", "InvalidSpec"), timeout=10, what="an Event")
+    assert driver.deployment(namespace, "deep-blue") is None
+
+    # The process lives on and keeps serving the other app, after a restart too.
+    for _ in range(2):
+        assert operator.proc is not None and operator.proc.poll() is None, operator.tail()
+        version = (
+            "v2"
+            if driver.app(namespace, "fine")["spec"]["template"] == hello()["template"]
+            else "v1"
+        )
+        driver.patch_spec(namespace, "fine", {"template": hello(version)["template"]})
+        driver.wait_app(namespace, "fine", phase="Paused")
+        operator.kill()
+        operator.start()
+    assert "RecursionError" not in operator.tail(10_000)
