@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "bluegreen"
-PURE = ["planner", "desired", "names", "revision", "models", "clock"]
+PURE = ["planner", "status", "desired", "names", "revision", "models", "clock"]
 FORBIDDEN = {"kopf", "kubernetes", "urllib3", "aiohttp", "requests", "socket", "subprocess"}
 
 
