@@ -152,10 +152,14 @@ def available_replicas(dep: Obj | None) -> int:
 
 
 def has_failed_progress(dep: Obj | None) -> str | None:
-    """The Deployment controller's verdict that a rollout is stuck, as its message."""
+    """The Deployment controller's verdict that a rollout is stuck, as its message: its
+    progress deadline passed, or its pods cannot be created at all (refused by Pod Security
+    admission, a quota, a missing ServiceAccount), which no waiting will mend."""
     for cond in ((dep or {}).get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             return str(cond.get("message") or "progress deadline exceeded")
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return str(cond.get("message") or cond.get("reason") or "pods cannot be created")
     return None
 
 

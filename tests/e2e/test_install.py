@@ -38,6 +38,15 @@ SYSTEM = "bluegreen-system"
 SA = "bluegreen-operator"
 APP = "hello"
 INGRESS = {"host": "hello.example.com", "previewHost": "hello-preview.example.com"}
+# What deploy/README.md tells users to delete to uninstall (every object but the CRD).
+POLICY = "bluegreenapps.bluegreen.dev-workload-rights"
+UNINSTALL = (
+    "clusterrolebinding/bluegreen-operator",
+    "clusterrole/bluegreen-operator",
+    f"validatingadmissionpolicybinding/{POLICY}",
+    f"validatingadmissionpolicy/{POLICY}",
+    f"namespace/{SYSTEM}",
+)
 # What the API server answers a request RBAC refuses: "403 Forbidden: ... is forbidden: ...".
 # (Not a bare 403: log timestamps end in milliseconds like ",403".)
 REFUSED = re.compile(r"forbidden|\s403\s", re.IGNORECASE)
@@ -114,14 +123,7 @@ def installed(kube_cluster: KubeCluster, driver: Driver) -> Iterator[str]:
         wait_for(driver.crd_established, timeout=30, what="the CRD to be established")
         yield applied
     finally:
-        kubectl(
-            "delete",
-            "clusterrolebinding/bluegreen-operator",
-            "clusterrole/bluegreen-operator",
-            f"namespace/{SYSTEM}",
-            "--ignore-not-found",
-            "--wait=false",
-        )
+        kubectl("delete", *UNINSTALL, "--ignore-not-found", "--wait=false")
 
 
 @pytest.fixture
@@ -451,3 +453,111 @@ def test_a_missing_right_is_reported_in_status_and_heals_once_granted(
     driver.merge_patch("BlueGreenApp", ns, APP, {"metadata": {"annotations": {"touch": "1"}}})
     driver.wait_app(ns, APP, phase="Healthy", timeout=60)
     assert driver.get("Ingress", ns, "hello") is not None
+
+
+# ---------------------------------------------------------------- who may make the operator act
+
+
+def grant(namespace: str, user: str, name: str, verbs: str, resources: str) -> None:
+    kubectl("create", "role", name, f"--verb={verbs}", f"--resource={resources}", "-n", namespace)
+    kubectl("create", "rolebinding", name, f"--role={name}", f"--user={user}", "-n", namespace)
+
+
+def apply_as(user: str, namespace: str, name: str, spec: Obj) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply` of a BlueGreenApp, as that user (impersonated by the admin)."""
+    manifest = {
+        "apiVersion": "bluegreen.dev/v1alpha1",
+        "kind": "BlueGreenApp",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+    return subprocess.run(
+        ["kubectl", "apply", "-f", "-", f"--as={user}"],
+        input=yaml.safe_dump(manifest),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+APP_EDITOR = "get,list,watch,create,update,patch"
+
+
+def test_a_user_who_may_only_edit_apps_is_refused_with_the_missing_right(
+    installed: str, namespace: str
+) -> None:
+    """The operator would create the Deployments with its own rights: editing an app needs
+    the rights it exercises."""
+    grant(namespace, "app-editor", "apps-only", APP_EDITOR, "bluegreenapps.bluegreen.dev")
+
+    refused = apply_as("app-editor", namespace, APP, hello())
+
+    assert refused.returncode != 0
+    assert (
+        "user app-editor may not create and update Deployments in namespace "
+        f"{namespace}" in refused.stderr
+    ), refused.stderr
+
+
+def test_a_user_with_the_workload_rights_releases_and_ingress_needs_its_own(
+    installed: str,
+    driver: Driver,
+    namespace: str,
+    run_operator: Callable[[str, str], OperatorProcess],
+) -> None:
+    grant(namespace, "dev", "apps", APP_EDITOR, "bluegreenapps.bluegreen.dev")
+    grant(namespace, "dev", "workloads", "create,update", "deployments.apps,services")
+    op = run_operator(SYSTEM, namespace)  # as its ServiceAccount: status writes admitted
+
+    created = apply_as("dev", namespace, APP, hello())
+    assert created.returncode == 0, created.stderr
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue")
+    promoted = apply_as("dev", namespace, APP, hello("v2", promote=True))
+    assert promoted.returncode == 0, promoted.stderr
+    driver.wait_app(namespace, APP, phase="Healthy", activeColor="green")
+
+    with_ingress = apply_as("dev", namespace, APP, hello("v2", promote=True, ingress=INGRESS))
+    assert with_ingress.returncode != 0
+    assert "may not create and update Ingresses" in with_ingress.stderr, with_ingress.stderr
+    # Labels and annotations do not make the operator act: no workload right is checked.
+    labelled = kubectl("label", "bga", APP, "team=web", "-n", namespace, "--as=dev", check=False)
+    assert labelled.returncode == 0, labelled.stderr
+    assert_never_refused(op)
+
+
+def test_a_restricted_namespace_refuses_a_privileged_template_and_the_app_says_so(
+    installed: str, driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    """Pod Security admission, not this operator, judges pod templates; what it refuses
+    shows on the app instead of a rollout that waits forever."""
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    spec = hello()
+    spec["template"]["spec"]["hostNetwork"] = True
+    spec["template"]["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+
+    driver.create_app(namespace, APP, spec)
+
+    app = driver.wait_app(namespace, APP, phase="Degraded")
+    assert "violates PodSecurity" in app["status"]["message"]
+    degraded = next(c for c in app["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "RolloutFailed"
+
+
+# ---------------------------------------------------------------- uninstall (last: it removes the install)
+
+
+def test_the_documented_uninstall_is_what_this_runs() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    for obj in UNINSTALL:
+        assert obj in readme, f"deploy/README.md's uninstall does not name {obj}"
+
+
+def test_uninstall_removes_the_operator_and_its_policy_and_keeps_the_apps(
+    installed: str, driver: Driver, namespace: str
+) -> None:
+    driver.create_app(namespace, APP, hello())
+    kubectl("delete", *UNINSTALL, "--wait=false")
+    for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+        assert kubectl("get", kind, POLICY, check=False).returncode != 0, f"{kind} is left"
+    assert kubectl("get", "clusterrole", SA, check=False).returncode != 0
+    assert driver.get("BlueGreenApp", namespace, APP) is not None  # the CRD and apps stay

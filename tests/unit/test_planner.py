@@ -470,6 +470,26 @@ def test_a_stuck_preview_rollout_is_degraded_with_the_reason() -> None:
     assert "timed out progressing" in p.status.message
 
 
+@pytest.mark.parametrize("live", [False, True], ids=["preview", "first rollout"])
+def test_pods_that_cannot_be_created_are_degraded_not_progressing_forever(live: bool) -> None:
+    refused = {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "reason": "FailedCreate",
+        "message": 'pods "demo-green-x" is forbidden: violates PodSecurity "restricted:latest"',
+    }
+    if live:
+        obs = observed(blue=deployment("blue", T1, 3, ready=0))
+        obs.deployments["blue"]["status"]["conditions"] = [refused]  # type: ignore[index]
+        p = plan(app(T1), obs, NOW)
+    else:
+        obs = preview_waiting(ready=0)
+        obs.deployments["green"]["status"]["conditions"] = [refused]  # type: ignore[index]
+        p = plan(app(T2), obs, NOW)
+    assert (p.status.phase, p.status.reason) == ("Degraded", "RolloutFailed")
+    assert "violates PodSecurity" in p.status.message
+
+
 def test_revision_ignores_key_order() -> None:
     shuffled = {"spec": copy.deepcopy(T1["spec"]), "metadata": copy.deepcopy(T1["metadata"])}
     assert revision_of(shuffled) == R1
