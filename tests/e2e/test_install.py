@@ -543,7 +543,7 @@ def test_a_restricted_namespace_refuses_a_privileged_template_and_the_app_says_s
     assert degraded["reason"] == "RolloutFailed"
 
 
-# ---------------------------------------------------------------- uninstall (last: it removes the install)
+# ------------------------------------------------ uninstall (last: it removes the install)
 
 
 def test_the_documented_uninstall_is_what_this_runs() -> None:
