@@ -300,6 +300,15 @@ class BlueGreenAppStatus(_Model):
         description="Revision that served prod before the last switch, while its color still "
         "holds it (a rollback to it needs no new pods while that color still runs).",
     )
+    replicas: int | None = Field(
+        default=None,
+        description="Pods of the live color (the scale subresource's status replicas).",
+    )
+    selector: str | None = Field(
+        default=None,
+        description="Label selector of the live color's pods: what `kubectl scale` and a "
+        "HorizontalPodAutoscaler targeting the app measure.",
+    )
     lastSwitchTime: str | None = Field(
         default=None,
         description="When prod last switched (RFC 3339): the rollback window runs from here.",

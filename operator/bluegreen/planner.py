@@ -87,6 +87,9 @@ class Status:
     preview_revision: str | None = None
     previous_revision: str | None = None
     switched_at: str | None = None
+    # The scale subresource: the live color's pods and their selector.
+    replicas: int | None = None
+    selector: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,14 @@ def annotation(obj: Obj | None, key: str) -> str | None:
     if obj is None:
         return None
     return (obj["metadata"].get("annotations") or {}).get(key)
+
+
+def selector_string(app: str, color: Color) -> str:
+    return ",".join(f"{k}={v}" for k, v in names.selector(app, color).items())
+
+
+def current_replicas(dep: Obj | None) -> int:
+    return int(((dep or {}).get("status") or {}).get("replicas", 0))
 
 
 def spec_replicas(dep: Obj) -> int:
@@ -482,6 +493,8 @@ def _steady_status(
         active_revision=rev,
         available=dep is not None and available_replicas(dep) >= replicas,
         previous_revision=previous_rev,
+        replicas=current_replicas(dep),
+        selector=selector_string(app.owner.name, active),
     )
     failure = has_failed_progress(dep)
     if failure:
@@ -540,6 +553,8 @@ def _new_revision(
         preview_color=idle,
         preview_revision=want,
         switched_at=record.get(names.ANNOTATION_SWITCHED_AT),
+        replicas=current_replicas(active_dep),
+        selector=selector_string(app.owner.name, active),
     )
     # A missing prod Service is first recreated where prod was; the switch is a later write
     # of its own, so status can tell which of the two happened.
@@ -560,6 +575,8 @@ def _new_revision(
             available=True,
             previous_revision=active_rev,
             switched_at=record[names.ANNOTATION_SWITCHED_AT],
+            replicas=current_replicas(idle_dep),
+            selector=selector_string(app.owner.name, idle),
         )
         unswitched = replace(
             waiting,

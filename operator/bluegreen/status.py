@@ -74,6 +74,8 @@ def stopped(
         preview_revision=previous.previewRevision,
         previous_revision=previous.previousRevision,
         switched_at=previous.lastSwitchTime,
+        replicas=previous.replicas,
+        selector=previous.selector,
     )
     return build(summary, generation=generation, previous=previous, now=now)
 
@@ -91,6 +93,8 @@ def build(
         previewRevision=summary.preview_revision,
         previousRevision=summary.previous_revision,
         lastSwitchTime=summary.switched_at,
+        replicas=summary.replicas,
+        selector=summary.selector,
         conditions=conditions(summary, previous.conditions, now),
     )
 

@@ -29,6 +29,7 @@ KINDS = {
     "Pod": "v1",
     "Event": "v1",
     "CustomResourceDefinition": "apiextensions.k8s.io/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
     APP[1]: APP[0],
 }
 

@@ -6,6 +6,7 @@ operator did, as seen through the API (children, Services' endpoints, status, Ev
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from typing import Any
 
@@ -642,3 +643,65 @@ def test_a_foreign_prod_service_blocks_the_switch_and_status_says_what_is_live(
     assert app["status"]["previewColor"] == "green"
     assert "Service hello" in app["status"]["message"]
     assert not driver.events(namespace, APP, "Switched")
+
+
+# ---------------------------------------------------------------- scaling the app
+
+
+def test_kubectl_scale_and_an_hpa_target_the_app_and_a_release_keeps_the_count(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    driver.create_app(namespace, APP, hello(replicas=2))
+    driver.wait_app(namespace, APP, phase="Healthy", replicas=2)
+
+    subprocess.run(
+        ["kubectl", "scale", "bga", APP, "--replicas=4", "-n", namespace],
+        check=True,
+        capture_output=True,
+    )
+    driver.wait_replicas(namespace, "hello-blue", 4)
+    app = driver.wait_app(namespace, APP, phase="Healthy", replicas=4)
+    assert app["status"]["selector"] == f"bluegreen.dev/app={APP},bluegreen.dev/color=blue"
+
+    driver.create(
+        namespace,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": APP},
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "bluegreen.dev/v1alpha1",
+                    "kind": "BlueGreenApp",
+                    "name": APP,
+                },
+                "minReplicas": 4,
+                "maxReplicas": 6,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    # The HPA controller reads the app through its scale subresource.
+    wait_for(
+        lambda: (
+            (driver.get("HorizontalPodAutoscaler", namespace, APP) or {})
+            .get("status", {})
+            .get("currentReplicas")
+            == 4
+        ),
+        timeout=60,
+        what="the HPA to read the app's 4 replicas",
+    )
+
+    driver.patch_spec(namespace, APP, {"template": template("v2"), "promote": True})
+    app = driver.wait_app(namespace, APP, phase="Healthy", activeColor="green", replicas=4)
+    assert app["status"]["selector"].endswith("bluegreen.dev/color=green")
+    assert driver.deployment(namespace, "hello-green")["spec"]["replicas"] == 4  # type: ignore[index]

@@ -125,3 +125,12 @@ def test_argocd_application_points_at_an_example_manifest() -> None:
 )
 def test_differences(a: Any, b: Any, expected: set[str]) -> None:
     assert differences(a, b) == expected
+
+
+def test_the_hpa_example_targets_the_app_of_the_example() -> None:
+    hpa = load("hpa.yaml")
+    app = load("bluegreenapp-v1.yaml")
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"]) == (f"{GROUP}/{VERSION}", KIND)
+    assert target["name"] == app["metadata"]["name"]
+    assert "namespace" not in hpa["metadata"]  # applied beside the app, like it

@@ -692,3 +692,16 @@ def test_the_previous_color_is_scaled_down_once_prod_endpoints_list_only_the_new
     p = plan(app(T2, promote=True), obs, NOW)
     assert writes(p) == [("update", "Deployment", "demo-blue")]
     assert body(p, "Deployment", "demo-blue")["spec"]["replicas"] == 0
+
+
+# ------------------------------------------------------------------ the scale subresource
+
+
+def test_status_gives_the_scale_subresource_the_live_colors_pods() -> None:
+    p = plan(app(T2), preview_waiting(), NOW)
+    assert (p.status.replicas, p.status.selector) == (
+        3,
+        "bluegreen.dev/app=demo,bluegreen.dev/color=blue",
+    )
+    switched = plan(app(T2, promote=True), preview_waiting(), NOW)
+    assert switched.status.selector == "bluegreen.dev/app=demo,bluegreen.dev/color=green"
