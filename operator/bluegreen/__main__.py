@@ -7,14 +7,25 @@ install does. Logs are one readable line per event.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
 import logging
 import os
 import socket
 import sys
 import threading
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
 
 import kopf
 import kubernetes
+
+from bluegreen.kube import Kube
+from bluegreen.leader import LeaderElector, LeaseSettings
+
+# A replica that lost the lease exits with this code and is restarted as a standby.
+LOST_LEASE_EXIT_CODE = 75
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,8 +45,82 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz",
     )
+    election = parser.add_argument_group("leader election (for more than one replica)")
+    election.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a Lease; replicas without it wait, watching nothing",
+    )
+    election.add_argument("--lease-name", default="bluegreen-operator", help="the Lease's name")
+    election.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="the Lease's namespace (default: $POD_NAMESPACE, else default)",
+    )
+    election.add_argument(
+        "--identity",
+        default=os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
+        help="this replica's name in the Lease (default: $POD_NAME, else host-pid)",
+    )
+    election.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
+    election.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS")
+    election.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
+
+
+def lease_settings(args: argparse.Namespace) -> LeaseSettings:
+    return LeaseSettings(
+        namespace=args.lease_namespace,
+        name=args.lease_name,
+        identity=args.identity,
+        lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
+    )
+
+
+@contextlib.contextmanager
+def standby_liveness(url: str | None) -> Iterator[None]:
+    """While a replica waits for the lease, Kopf does not run yet: answer its liveness
+    probe meanwhile (the replica is alive, only not leading)."""
+    if url is None:
+        yield
+        return
+    parsed = urllib.parse.urlsplit(url)
+
+    class Alive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == parsed.path else 404)
+            self.end_headers()
+            self.wfile.write(b"standby\n")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((parsed.hostname or "", parsed.port or 80), Alive)
+    thread = threading.Thread(target=server.serve_forever, name="standby-liveness", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def lead(kube: Kube, args: argparse.Namespace) -> LeaderElector:
+    """Wait for the lease, then keep it; losing it ends the process at once (its writes are
+    fenced already): the replica restarts as a standby."""
+    elector = LeaderElector(kube, lease_settings(args))
+    with standby_liveness(args.liveness):
+        elector.acquire()
+
+    def lost() -> None:
+        logging.getLogger("bluegreen").error("lost the leader lease: exiting")
+        os._exit(LOST_LEASE_EXIT_CODE)
+
+    elector.keep_renewing(on_lost=lost)
+    return elector
 
 
 def configure_logging(verbose: bool) -> None:
@@ -68,17 +153,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     make_room_for_deep_objects()
-    from bluegreen import handlers
-    from bluegreen.kube import Kube
+    from bluegreen import handlers  # registers the Kopf handlers
 
     try:
         kube = Kube.from_environment(pool_size=handlers.CONCURRENCY * 2)
     except kubernetes.config.ConfigException as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
 
+    try:
+        elector = lead(kube, args) if args.leader_elect else None
+    except ValueError as err:
+        sys.exit(f"bluegreen-operator: {err}")
     scope = ", ".join(args.namespace) if args.namespace else "all namespaces"
     logging.getLogger("bluegreen").info("bluegreen-operator watching BlueGreenApps in %s", scope)
+    try:
+        run_operator(kube.fenced(elector.is_leading) if elector else kube, args)
+    finally:
+        if elector is not None:
+            elector.release()
 
+
+def run_operator(kube: Kube, args: argparse.Namespace) -> None:
     kopf.run(
         # Kopf would name itself after getpass.getuser(), which fails for a numeric uid with
         # no passwd entry (as in the image); the identity only labels this process anyway.

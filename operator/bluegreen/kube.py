@@ -7,12 +7,13 @@ Every function is one request plus normalisation.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -34,6 +35,7 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "ReplicaSet": ("/apis/apps/v1", "replicasets"),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
     "Event": ("/api/v1", "events"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
@@ -55,12 +57,23 @@ class ApiError(Exception):
         return self.status in (400, 422)
 
 
+class NotLeading(Exception):
+    """This replica does not hold the leader lease (any more): it must not write."""
+
+
 class Kube:
     """A thin, thread-safe facade over one API client connection pool."""
 
-    def __init__(self, client: kubernetes.client.ApiClient, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: kubernetes.client.ApiClient,
+        timeout: float = 30.0,
+        may_write: Callable[[], bool] | None = None,
+    ) -> None:
+        """``may_write``: asked before every write; False refuses it (leader fencing)."""
         self._client = client
         self._timeout = timeout
+        self._may_write = may_write
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()  # method -> count, for tests and benchmarks
 
@@ -75,6 +88,13 @@ class Kube:
         config.connection_pool_maxsize = pool_size
         return cls(kubernetes.client.ApiClient(configuration=config))
 
+    def fenced(self, may_write: Callable[[], bool]) -> Kube:
+        """A facade on the same connection pool (and request counts) whose writes ask
+        ``may_write`` first."""
+        twin = copy.copy(self)
+        twin._may_write = may_write
+        return twin
+
     # ------------------------------------------------------------------ transport
 
     def _request(
@@ -86,6 +106,20 @@ class Kube:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
+        if method in WRITE_METHODS and self._may_write is not None and not self._may_write():
+            raise NotLeading(f"{method} {path}: this replica does not lead")
+        return self._send(method, path, body=body, query=query, content_type=content_type)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        """One request on the wire (the transport the tests replace)."""
         with self._lock:
             self.requests[method] += 1
         serialized = self._client.param_serialize(

@@ -57,7 +57,7 @@ class FakeApi(Kube):
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self.objects[path] = obj
 
-    def _request(
+    def _send(
         self,
         method: str,
         path: str,
