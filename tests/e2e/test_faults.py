@@ -21,7 +21,7 @@ from operator_process import OperatorProcess
 from specs import hello, template
 from tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("bluegreen_crd")]
 
 APP = "hello"
 # Long enough for the per-app retry delays and Kopf's own to have grown well past the
@@ -37,20 +37,8 @@ RELEASE_DURING_FLOOD_SECONDS = 20
 NO_RESYNC = {"BLUEGREEN_RESYNC_SECONDS": "3600"}
 
 
-@pytest.fixture
-def operator_log(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[OperatorProcess]]:
-    """Operators a test starts itself: stopped afterwards, their log printed on failure."""
-    started: list[OperatorProcess] = []
-    yield started
-    for op in started:
-        op.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            print(f"--- operator log ({op.log_path}) ---\n{op.tail(200)}")
-
-
-def start(ops: list[OperatorProcess], op: OperatorProcess) -> OperatorProcess:
-    ops.append(op)
+def start(operators: list[OperatorProcess], op: OperatorProcess) -> OperatorProcess:
+    operators.append(op)
     op.start()
     return op
 
@@ -80,7 +68,7 @@ def test_a_release_completes_within_seconds_of_the_api_server_coming_back(
     driver: Driver,
     namespace: str,
     tmp_path: Path,
-    operator_log: list[OperatorProcess],
+    operators: list[OperatorProcess],
 ) -> None:
     """Only the operator's connections fail (a proxy between it and the API server): the
     cluster goes on. A release is under way when the fault starts, and the user promotes it
@@ -90,7 +78,7 @@ def test_a_release_completes_within_seconds_of_the_api_server_coming_back(
             kube_cluster.kubeconfig, proxy.port, tmp_path / "proxied.kubeconfig"
         )
         env = {"KUBECONFIG": str(kubeconfig), **NO_RESYNC}
-        start(operator_log, OperatorProcess(namespace, tmp_path / "operator.log", env=env))
+        start(operators, OperatorProcess(namespace, tmp_path / "operator.log", env=env))
         driver.create_app(namespace, APP, hello())
         driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue")
 
@@ -152,12 +140,12 @@ def test_a_release_is_not_held_up_by_a_flood_of_apps_in_another_namespace(
     namespace: str,
     flood_namespace: str,
     tmp_path: Path,
-    operator_log: list[OperatorProcess],
+    operators: list[OperatorProcess],
 ) -> None:
     op = OperatorProcess(
         namespace, tmp_path / "operator.log", env=NO_RESYNC, more_namespaces=(flood_namespace,)
     )
-    start(operator_log, op)
+    start(operators, op)
     driver.create_app(namespace, APP, hello(promote=True))
     driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue")
 
@@ -197,10 +185,10 @@ def service_type(driver: Driver, namespace: str, name: str) -> Any:
 
 
 def test_services_and_ingresses_deleted_or_edited_by_hand_are_healed_within_seconds(
-    driver: Driver, namespace: str, tmp_path: Path, operator_log: list[OperatorProcess]
+    driver: Driver, namespace: str, tmp_path: Path, operators: list[OperatorProcess]
 ) -> None:
     """With no resync for an hour, only watching the Services and Ingresses heals them."""
-    start(operator_log, OperatorProcess(namespace, tmp_path / "operator.log", env=NO_RESYNC))
+    start(operators, OperatorProcess(namespace, tmp_path / "operator.log", env=NO_RESYNC))
     ingress = {"host": "hello.example.com", "previewHost": "hello-preview.example.com"}
     driver.create_app(namespace, APP, hello(ingress=ingress))
     driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue")

@@ -126,11 +126,10 @@ def installed(kube_cluster: KubeCluster, driver: Driver) -> Iterator[str]:
 
 @pytest.fixture
 def run_operator(
-    kube_cluster: KubeCluster, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[[str, str], OperatorProcess]]:
+    kube_cluster: KubeCluster, tmp_path: Path, operators: list[OperatorProcess]
+) -> Callable[[str, str], OperatorProcess]:
     """Starts the operator as a local process, authenticated as the ServiceAccount of
     one namespace and serving another (or the same); stops it afterwards."""
-    started: list[OperatorProcess] = []
 
     def run(sa_namespace: str, watch_namespace: str) -> OperatorProcess:
         kubeconfig = service_account_kubeconfig(
@@ -139,16 +138,11 @@ def run_operator(
         op = OperatorProcess(
             watch_namespace, tmp_path / "operator.log", env={"KUBECONFIG": str(kubeconfig)}
         )
-        started.append(op)
+        operators.append(op)
         op.start()
         return op
 
-    yield run
-    for op in started:
-        op.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            print(f"--- operator log ({op.log_path}) ---\n{op.tail(200)}")
+    return run
 
 
 # ---------------------------------------------------------------- the cluster-wide install
