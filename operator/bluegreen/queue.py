@@ -32,6 +32,9 @@ BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 # While the API server is unreachable, one parked app probes it after each of these delays
 # (the last repeats): its end is noticed within seconds, at the cost of one pass each time.
 CANARY_DELAYS = (0.5, 1.0, 2.0)
+# An "unreachable" failure within this long of an answer from the API server is the app's
+# own (a webhook of its children down, say): it backs off like any other failure.
+ANSWERED_RECENTLY = 1.0
 
 
 class _Lane:
@@ -120,6 +123,7 @@ class _Outage:
     canary: asyncio.TimerHandle | None = None
     probes: int = 0
     since: float = 0.0
+    last_answer: float = float("-inf")  # loop time of the last request that got through
 
 
 class ReconcileQueue:
@@ -180,6 +184,7 @@ class ReconcileQueue:
 
     def api_alive(self) -> None:
         """Something came back from the API server (a watch event): retry parked apps now."""
+        self._outage.last_answer = asyncio.get_running_loop().time()
         if self._outage.parked:
             self._recovered()
 
@@ -232,14 +237,14 @@ class ReconcileQueue:
         except Exception as err:
             return self._failed(key, err)
         self._failures.pop(key, None)
-        if self._outage.parked:
-            self._recovered()
+        self.api_alive()
         return again
 
     # ---------------------------------------------------------------- failures
 
     def _failed(self, key: Key, err: Exception) -> float | None:
-        if self._is_outage(err):
+        since_answer = asyncio.get_running_loop().time() - self._outage.last_answer
+        if self._is_outage(err) and since_answer > ANSWERED_RECENTLY:
             self._park(key, err)
             return None
         failures = self._failures.get(key, 0)

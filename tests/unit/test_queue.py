@@ -286,3 +286,35 @@ def test_other_failures_keep_their_backoff_when_the_api_answers(
 
     asyncio.run(scenario())
     assert calls == {A: 1, B: 1}
+
+
+def test_an_app_failing_alone_backs_off_while_the_api_answers_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 5xx for one app only (say, a webhook on its children is down) is not an outage:
+    the app backs off instead of being retried on every other app's success."""
+    monkeypatch.setattr(queue_module, "BACKOFF", (30.0,))
+    monkeypatch.setattr(queue_module, "CANARY_DELAYS", (0.01,))
+    calls: Counter[Key] = Counter()
+
+    def a_unavailable(key: Key) -> float | None:
+        calls[key] += 1
+        time.sleep(0.01)
+        if key == A:
+            raise ConnectionResetError("its webhook is down")
+        return None
+
+    async def scenario() -> int:
+        q = ReconcileQueue(a_unavailable)
+        q.trigger(B)
+        await settle(q)
+        q.trigger(A)
+        for _ in range(20):
+            q.trigger(B)
+            await settle(q, 0.02)
+        parked = q.parked
+        q.forget(A)
+        return parked
+
+    assert asyncio.run(scenario()) == 0
+    assert calls[A] == 1
