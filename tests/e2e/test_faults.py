@@ -165,7 +165,7 @@ def test_a_release_is_not_held_up_by_a_flood_of_apps_in_another_namespace(
         )
         started = time.monotonic()
         driver.patch_spec(namespace, APP, {"template": template("v2")})
-        driver.wait_app(namespace, APP, timeout=600, phase="Healthy", activeColor="green")
+        driver.wait_app(namespace, APP, timeout=200, phase="Healthy", activeColor="green")
         took = time.monotonic() - started
         served = healthy_count(driver, flood_namespace)
     finally:
