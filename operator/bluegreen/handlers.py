@@ -39,7 +39,7 @@ CHILDREN = (
 # Watches end every WATCH_SECONDS (the API server closes them; Kopf resumes from the last
 # resourceVersion); one silent for longer than WATCH_DEAD_SECONDS is a dead connection and is
 # replaced. Together with short connect timeouts and retries, a fault's end is seen quickly.
-WATCH_SECONDS = 20.0
+WATCH_SECONDS = 20  # whole seconds: the API server parses it as an integer
 WATCH_DEAD_SECONDS = 30.0
 CONNECT_SECONDS = 5.0
 LIST_SECONDS = 30.0
