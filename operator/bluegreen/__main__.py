@@ -15,6 +15,20 @@ import sys
 import kopf
 import kubernetes
 
+from bluegreen.kube import Kube
+
+# Each request of a reconcile reads or writes one object and takes milliseconds. One not
+# answered in this long sits on a dead connection (urllib3 then retries it on a fresh one):
+# the client's 30 s default kept an app waiting half a minute after a network fault ended.
+REQUEST_SECONDS = 5.0
+
+
+class OperatorKube(Kube):
+    """The API facade with the operator's request timeout."""
+
+    def __init__(self, client: kubernetes.client.ApiClient, timeout: float = REQUEST_SECONDS):
+        super().__init__(client, timeout)
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -52,10 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     from bluegreen import handlers
-    from bluegreen.kube import Kube
 
     try:
-        kube = Kube.from_environment(pool_size=handlers.CONCURRENCY * 2)
+        kube = OperatorKube.from_environment(pool_size=handlers.CONCURRENCY * 2)
     except kubernetes.config.ConfigException as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
 

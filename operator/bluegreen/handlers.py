@@ -36,11 +36,12 @@ CHILDREN = (
     ("networking.k8s.io", "v1", "ingresses"),
 )
 
-# Watches end every WATCH_SECONDS (the API server closes them; Kopf resumes from the last
-# resourceVersion); one silent for longer than WATCH_DEAD_SECONDS is a dead connection and is
-# replaced. Together with short connect timeouts and retries, a fault's end is seen quickly.
-WATCH_SECONDS = 20  # whole seconds: the API server parses it as an integer
-WATCH_DEAD_SECONDS = 30.0
+# Watches end every WATCH_SECONDS (the API server closes them, after a bookmark; Kopf
+# resumes from the last resourceVersion at the cost of one request); one silent for longer
+# than WATCH_DEAD_SECONDS sits on a dead connection and is replaced. That bounds how long a
+# change goes unseen after a network fault ends. Whole seconds: the API server wants an int.
+WATCH_SECONDS = int(os.environ.get("BLUEGREEN_WATCH_SECONDS", "5"))
+WATCH_DEAD_SECONDS = WATCH_SECONDS + 3.0
 CONNECT_SECONDS = 5.0
 LIST_SECONDS = 30.0
 KOPF_RETRY_DELAYS = (1.0, 2.0, 3.0)

@@ -4,8 +4,9 @@ injects network faults that hit that client only.
 - ``refuse()``: the API server is gone: open connections are reset, new ones refused.
 - ``blackhole()``: connections go silently dead: new ones are accepted, nothing is
   forwarded either way, nothing is closed (no error, no timeout but the client's own).
-- ``restore()``: forwarding again. Connections from the fault are reset, as a load balancer
-  or NAT that comes back resets flows it no longer knows.
+- ``restore()``: new connections are forwarded again; the ones from a blackhole stay
+  silently dead, as through a NAT or load balancer that lost them (nothing answers and
+  nothing resets them): only the client's own timeouts get it out.
 
 It listens on 127.0.0.1 only and forwards only to the upstream it was given.
 """
@@ -36,7 +37,7 @@ class TcpProxy:
         self.upstream = upstream
         self.mode: Mode = "forward"
         self._lock = threading.Lock()
-        self._faulted: list[socket.socket] = []  # sockets to reset when restored
+        self._faulted: list[socket.socket] = []  # blackholed: dead until the proxy closes
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._stopped = threading.Event()
@@ -69,18 +70,18 @@ class TcpProxy:
 
     def restore(self) -> None:
         with self._lock:
-            faulted, self._faulted = self._faulted, []
-            self._open.difference_update(faulted)
             was_listening = self._listener is not None
             self.mode = "forward"
-        for sock in faulted:
-            _reset(sock)
         if not was_listening:
             self._listen(self.port)
 
     def close(self) -> None:
         self._stopped.set()
         self.refuse()
+        with self._lock:
+            dead, self._faulted = self._faulted, []
+        for sock in dead:
+            _reset(sock)
 
     # ---------------------------------------------------------------- plumbing
 
