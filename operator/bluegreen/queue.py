@@ -122,7 +122,7 @@ class _Outage:
     parked: dict[Key, bool]  # key -> urgent
     canary: asyncio.TimerHandle | None = None
     probes: int = 0
-    since: float = 0.0
+    since: float | None = None  # loop time it began; None: no outage
     last_answer: float = float("-inf")  # loop time of the last request that got through
 
 
@@ -185,7 +185,7 @@ class ReconcileQueue:
     def api_alive(self) -> None:
         """Something came back from the API server (a watch event): retry parked apps now."""
         self._outage.last_answer = asyncio.get_running_loop().time()
-        if self._outage.parked:
+        if self._outage.since is not None:
             self._recovered()
 
     @property
@@ -256,7 +256,7 @@ class ReconcileQueue:
     def _park(self, key: Key, err: Exception) -> None:
         loop = asyncio.get_running_loop()
         outage = self._outage
-        if not outage.parked:
+        if outage.since is None:
             outage.since = loop.time()
             log.warning("the API server is unreachable (%s: %s); waiting for it", *_describe(err))
         outage.parked[key] = self._urgency[key]
@@ -278,7 +278,8 @@ class ReconcileQueue:
         if outage.canary is not None:
             outage.canary.cancel()
         outage.canary, outage.probes = None, 0
-        down = asyncio.get_running_loop().time() - outage.since
+        down = asyncio.get_running_loop().time() - (outage.since or 0.0)
+        outage.since = None
         log.info("the API server answers again after %.1fs; retrying %d apps", down, len(parked))
         for key, urgent in parked.items():
             self.trigger(key, urgent)

@@ -318,3 +318,24 @@ def test_an_app_failing_alone_backs_off_while_the_api_answers_others(
 
     assert asyncio.run(scenario()) == 0
     assert calls[A] == 1
+
+
+def test_an_outage_is_logged_once_and_its_end_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fast_retries(monkeypatch)
+    api = Api()
+
+    async def scenario() -> None:
+        q = ReconcileQueue(api.reconcile)
+        q.trigger(A)  # alone: each canary takes it out of the parked ones for a moment
+        await asyncio.sleep(0.6)  # several canaries fail meanwhile
+        api.up.set()
+        await settle(q, 0.5)
+
+    with caplog.at_level("INFO", logger="bluegreen.queue"):
+        asyncio.run(scenario())
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1, messages
+    assert sum("answers again" in m for m in messages) == 1, messages
+    assert api.attempts[A] > 3  # the canaries did probe
