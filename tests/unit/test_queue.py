@@ -339,3 +339,26 @@ def test_an_outage_is_logged_once_and_its_end_once(
     assert sum("unreachable" in m for m in messages) == 1, messages
     assert sum("answers again" in m for m in messages) == 1, messages
     assert api.attempts[A] > 3  # the canaries did probe
+
+
+def test_a_due_timer_goes_before_bulk_work() -> None:
+    """A scale-down delay that ends during a resync of many apps is not served last."""
+
+    async def scenario() -> list[Key]:
+        order: list[Key] = []
+
+        def slow(key: Key) -> None:
+            order.append(key)
+            time.sleep(0.05)
+
+        q = ReconcileQueue(slow, concurrency=1)
+        q.trigger_later(("shop", "scale-down"), 0.05)
+        for i in range(20):
+            q.trigger(("shop", f"resync-{i}"), urgent=False)
+        await settle(q, 0.1)
+        await settle(q)
+        return order
+
+    order = asyncio.run(scenario())
+    assert len(order) == 21
+    assert order.index(("shop", "scale-down")) < 6  # after the pass or two of its 50 ms
