@@ -43,7 +43,9 @@ CHILDREN = (
 WATCH_SECONDS = int(os.environ.get("BLUEGREEN_WATCH_SECONDS", "5"))
 WATCH_DEAD_SECONDS = WATCH_SECONDS + 3.0
 CONNECT_SECONDS = 5.0
-LIST_SECONDS = 30.0
+# Kopf's own listings (at start, after a 410): a whole namespace's apps or children in one
+# response may take a while; Kopf's default (300 s) would keep a dead connection that long.
+LIST_SECONDS = 60.0
 KOPF_RETRY_DELAYS = (1.0, 2.0, 3.0)
 
 
