@@ -21,6 +21,13 @@ fi
 echo "run: installing the CRD"
 kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/bluegreenapps.bluegreen.dev >/dev/null
+# Established is not yet served: for a moment after a CRD is first installed the API server
+# answers lists of it with 429 "storage is (re)initializing", which the operator would log
+# as an ERROR. Wait until the apps can be listed (the operator would retry anyway).
+for _ in $(seq 60); do
+  kubectl get bluegreenapps.bluegreen.dev --request-timeout=5s >/dev/null 2>&1 && break
+  sleep 0.5
+done
 
 cat <<MSG
 run: starting the operator (Ctrl-C stops it). In another shell:

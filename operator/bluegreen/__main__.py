@@ -26,6 +26,10 @@ from bluegreen.leader import LeaderElector, LeaseSettings
 
 # A replica that lost the lease exits with this code and is restarted as a standby.
 LOST_LEASE_EXIT_CODE = 75
+# Each request of a reconcile reads or writes one object and takes milliseconds. One not
+# answered in this long sits on a dead connection (urllib3 then retries it on a fresh one):
+# the client's 30 s default kept an app waiting half a minute after a network fault ended.
+REQUEST_SECONDS = 5.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     from bluegreen import handlers  # registers the Kopf handlers
 
     try:
-        kube = Kube.from_environment(pool_size=handlers.CONCURRENCY * 2)
+        kube = Kube.from_environment(pool_size=handlers.CONCURRENCY * 2, timeout=REQUEST_SECONDS)
     except kubernetes.config.ConfigException as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
 

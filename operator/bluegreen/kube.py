@@ -78,7 +78,7 @@ class Kube:
         self.requests: Counter[str] = Counter()  # method -> count, for tests and benchmarks
 
     @classmethod
-    def from_environment(cls, pool_size: int = 16) -> Kube:
+    def from_environment(cls, pool_size: int = 16, timeout: float = 30.0) -> Kube:
         """In a pod: its service account; elsewhere: the kubeconfig (KUBECONFIG honoured)."""
         config = kubernetes.client.Configuration()
         try:
@@ -86,7 +86,7 @@ class Kube:
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
         config.connection_pool_maxsize = pool_size
-        return cls(kubernetes.client.ApiClient(configuration=config))
+        return cls(kubernetes.client.ApiClient(configuration=config), timeout)
 
     def fenced(self, may_write: Callable[[], bool]) -> Kube:
         """A facade on the same connection pool (and request counts) whose writes ask

@@ -33,17 +33,27 @@ def bluegreen_crd(kube_cluster: KubeCluster, driver: Driver) -> None:
 
 
 @pytest.fixture
+def operators(request: pytest.FixtureRequest) -> Iterator[list[OperatorProcess]]:
+    """Operators the test starts (append them): stopped afterwards, each log printed when
+    the test failed."""
+    started: list[OperatorProcess] = []
+    yield started
+    for op in started:
+        op.stop()
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(f"--- operator log ({op.log_path}) ---\n{op.tail(200)}")
+
+
+@pytest.fixture
 def operator(
-    bluegreen_crd: None, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[OperatorProcess]:
+    bluegreen_crd: None, namespace: str, tmp_path: Path, operators: list[OperatorProcess]
+) -> OperatorProcess:
     """The operator, watching only this test's namespace."""
     op = OperatorProcess(namespace, tmp_path / "operator.log")
+    operators.append(op)
     op.start()
-    yield op
-    op.stop()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(f"--- operator log ({op.log_path}) ---\n{op.tail(200)}")
+    return op
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

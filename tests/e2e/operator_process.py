@@ -22,8 +22,15 @@ def _free_port() -> int:
 class OperatorProcess:
     """``python -m bluegreen --namespace NS`` as a real process, as users run it."""
 
-    def __init__(self, namespace: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        more_namespaces: tuple[str, ...] = (),
+    ) -> None:
         self.namespace = namespace
+        self.namespaces = (namespace, *more_namespaces)
         self.log_path = log_path
         self.env = {**os.environ, "BLUEGREEN_RESYNC_SECONDS": "20", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -32,8 +39,9 @@ class OperatorProcess:
         port = _free_port()
         url = f"http://127.0.0.1:{port}/healthz"
         log = self.log_path.open("ab")  # the child keeps its own copy of the descriptor
+        watched = [arg for ns in self.namespaces for arg in ("--namespace", ns)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bluegreen", "--namespace", self.namespace, f"--liveness={url}"],
+            [sys.executable, "-m", "bluegreen", *watched, f"--liveness={url}"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

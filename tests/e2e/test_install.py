@@ -128,11 +128,10 @@ def installed(kube_cluster: KubeCluster, driver: Driver) -> Iterator[str]:
 
 @pytest.fixture
 def run_operator(
-    kube_cluster: KubeCluster, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[[str, str], OperatorProcess]]:
+    kube_cluster: KubeCluster, tmp_path: Path, operators: list[OperatorProcess]
+) -> Callable[[str, str], OperatorProcess]:
     """Starts the operator as a local process, authenticated as the ServiceAccount of
     one namespace and serving another (or the same); stops it afterwards."""
-    started: list[OperatorProcess] = []
 
     def run(sa_namespace: str, watch_namespace: str) -> OperatorProcess:
         kubeconfig = service_account_kubeconfig(
@@ -141,16 +140,11 @@ def run_operator(
         op = OperatorProcess(
             watch_namespace, tmp_path / "operator.log", env={"KUBECONFIG": str(kubeconfig)}
         )
-        started.append(op)
+        operators.append(op)
         op.start()
         return op
 
-    yield run
-    for op in started:
-        op.stop()
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            print(f"--- operator log ({op.log_path}) ---\n{op.tail(200)}")
+    return run
 
 
 # ---------------------------------------------------------------- the cluster-wide install
@@ -270,13 +264,17 @@ RIGHTS = _rights(
     ("get", "services", True),
     ("create", "services", True),
     ("update", "services", True),
-    ("list", "services", False),
+    ("list", "services", True),
+    ("watch", "services", True),
+    ("patch", "services", False),
     ("delete", "services", False),
     ("get", "ingresses.networking.k8s.io", True),
     ("create", "ingresses.networking.k8s.io", True),
     ("update", "ingresses.networking.k8s.io", True),
     ("delete", "ingresses.networking.k8s.io", True),
-    ("list", "ingresses.networking.k8s.io", False),
+    ("list", "ingresses.networking.k8s.io", True),
+    ("watch", "ingresses.networking.k8s.io", True),
+    ("patch", "ingresses.networking.k8s.io", False),
     ("list", "endpointslices.discovery.k8s.io", True),
     ("watch", "endpointslices.discovery.k8s.io", True),
     ("create", "endpointslices.discovery.k8s.io", False),
@@ -310,9 +308,12 @@ CLUSTER_WIDE_RIGHTS = _rights(
     ("watch", "deployments.apps", True),
     ("list", "endpointslices.discovery.k8s.io", True),
     ("watch", "endpointslices.discovery.k8s.io", True),
+    ("list", "services", True),
+    ("watch", "services", True),
+    ("list", "ingresses.networking.k8s.io", True),
+    ("watch", "ingresses.networking.k8s.io", True),
     ("list", "secrets", False),
     ("list", "pods", False),
-    ("list", "services", False),
     where="all",
 )
 
@@ -358,14 +359,18 @@ NAMESPACED_RIGHTS = [
     ("watch", "bluegreenapps.bluegreen.dev", "own", True),
     ("patch", "bluegreenapps.bluegreen.dev/status", "own", True),
     ("update", "services", "own", True),
+    ("watch", "services", "own", True),
+    ("watch", "ingresses.networking.k8s.io", "own", True),
     ("create", "events", "own", True),
     ("get", "secrets", "own", False),
     ("delete", "deployments.apps", "own", False),
     ("create", "deployments.apps", "other", False),
     ("watch", "bluegreenapps.bluegreen.dev", "other", False),
     ("update", "services", "other", False),
+    ("watch", "services", "other", False),
     ("create", "events", "other", False),
     ("list", "deployments.apps", "all", False),
+    ("list", "services", "all", False),
     ("list", "bluegreenapps.bluegreen.dev", "all", False),
 ]
 

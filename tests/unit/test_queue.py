@@ -106,7 +106,7 @@ def test_a_failing_pass_is_retried_with_backoff(monkeypatch: pytest.MonkeyPatch)
     def flaky(key: Key) -> float | None:
         calls.append(time.monotonic())
         if len(calls) < 3:
-            raise ConnectionError("API server unreachable")
+            raise ValueError("a bug, not an outage")
         return None
 
     async def scenario() -> None:
@@ -117,3 +117,248 @@ def test_a_failing_pass_is_retried_with_backoff(monkeypatch: pytest.MonkeyPatch)
     asyncio.run(scenario())
     assert len(calls) == 3
     assert all(b - a >= 0.04 for a, b in itertools.pairwise(calls))
+
+
+# ---------------------------------------------------------------- fairness and priority
+
+
+def test_namespaces_take_turns_so_a_burst_cannot_starve_another_team() -> None:
+    async def scenario() -> list[Key]:
+        order: list[Key] = []
+        q = ReconcileQueue(lambda key: order.append(key), concurrency=1)
+        for i in range(20):
+            q.trigger(("flood", f"app-{i}"))
+        q.trigger(("team", "release"))
+        await settle(q)
+        return order
+
+    order = asyncio.run(scenario())
+    assert len(order) == 21
+    # The first flood app already had the one worker; the other team goes next.
+    assert order.index(("team", "release")) == 1
+
+
+def test_urgent_work_goes_before_bulk_work() -> None:
+    async def scenario() -> list[Key]:
+        order: list[Key] = []
+        q = ReconcileQueue(lambda key: order.append(key), concurrency=1)
+        for i in range(5):
+            q.trigger(("shop", f"resync-{i}"), urgent=False)
+        q.trigger(("shop", "changed"), urgent=True)
+        await settle(q)
+        return order
+
+    order = asyncio.run(scenario())
+    assert order.index(("shop", "changed")) == 1  # right after the pass already under way
+
+
+def test_fair_queue_round_robin_and_promotion() -> None:
+    fq = queue_module.FairQueue()
+    for key in [("a", "1"), ("a", "2"), ("a", "3"), ("b", "1"), ("c", "1")]:
+        fq.push(key, urgent=False)
+    fq.push(("a", "2"), urgent=False)  # already queued: stays once
+    fq.push(("c", "1"), urgent=True)  # promoted
+    fq.push(("c", "1"), urgent=False)  # urgency is never lowered
+    popped = []
+    while (item := fq.pop()) is not None:
+        popped.append(item)
+    assert popped == [
+        (("c", "1"), True),
+        (("a", "1"), False),
+        (("b", "1"), False),
+        (("a", "2"), False),
+        (("a", "3"), False),
+    ]
+    assert len(fq) == 0
+
+
+def test_a_busy_app_goes_back_in_line_instead_of_holding_its_worker() -> None:
+    async def scenario() -> list[Key]:
+        order: list[Key] = []
+
+        def busy(key: Key) -> None:
+            order.append(key)
+            time.sleep(0.05)
+
+        q = ReconcileQueue(busy, concurrency=1)
+        q.trigger(A)
+        await asyncio.sleep(0.01)
+        q.trigger(("other", "b"))
+        q.trigger(A)  # changed again during its pass
+        await settle(q)
+        return order
+
+    assert asyncio.run(scenario()) == [A, ("other", "b"), A]
+
+
+# ---------------------------------------------------------------- recovering from an outage
+
+
+class Api:
+    """An API server the test turns off and on: passes fail with a refused connection while
+    it is down."""
+
+    def __init__(self) -> None:
+        self.up = threading.Event()
+        self.succeeded: dict[Key, float] = {}
+        self.attempts: Counter[Key] = Counter()
+
+    def reconcile(self, key: Key) -> float | None:
+        self.attempts[key] += 1
+        if not self.up.is_set():
+            raise ConnectionRefusedError("connection refused")
+        self.succeeded.setdefault(key, time.monotonic())
+        return None
+
+
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scaled-down delays: backoff as before, canaries a few times faster than it."""
+    monkeypatch.setattr(queue_module, "BACKOFF", (0.1, 0.2, 0.5, 1.0, 3.0, 6.0))
+    monkeypatch.setattr(queue_module, "CANARY_DELAYS", (0.05, 0.1, 0.2), raising=False)
+
+
+def test_apps_are_retried_within_moments_of_the_api_coming_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Down long enough for a per-app backoff to grow (2 s); once up, every app must be
+    served within a second, not at the end of its backoff."""
+    fast_retries(monkeypatch)
+    api = Api()
+    apps = [("shop", f"app-{i}") for i in range(5)]
+
+    async def scenario() -> float:
+        q = ReconcileQueue(api.reconcile, concurrency=2)
+        for key in apps:
+            q.trigger(key)
+        await asyncio.sleep(2.0)
+        api.up.set()
+        back = time.monotonic()
+        await settle(q, 1.5)
+        return back
+
+    back = asyncio.run(scenario())
+    assert set(api.succeeded) == set(apps)
+    assert max(api.succeeded.values()) - back < 1.0
+    # While down, one canary probed at a time: no storm of retries from every app.
+    assert sum(api.attempts.values()) < 2 * len(apps) + 2.0 / 0.2 + 2
+
+
+def test_a_watch_event_retries_parked_apps_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue_module, "CANARY_DELAYS", (60.0,))  # no canary in this test
+    api = Api()
+
+    async def scenario() -> tuple[int, int]:
+        q = ReconcileQueue(api.reconcile)
+        q.trigger(A)
+        q.trigger(B)
+        await settle(q, 0.1)
+        parked = q.parked
+        api.up.set()
+        q.api_alive()
+        await settle(q)
+        return parked, q.parked
+
+    assert asyncio.run(scenario()) == (2, 0)
+    assert set(api.succeeded) == {A, B}
+
+
+def test_other_failures_keep_their_backoff_when_the_api_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pass that fails for its own reason (a bug) is not retried by another's success."""
+    monkeypatch.setattr(queue_module, "BACKOFF", (30.0,))
+    calls: Counter[Key] = Counter()
+
+    def buggy_a(key: Key) -> float | None:
+        calls[key] += 1
+        if key == A:
+            raise TypeError("a bug in A's pass")
+        return None
+
+    async def scenario() -> None:
+        q = ReconcileQueue(buggy_a)
+        q.trigger(A)
+        await settle(q, 0.05)
+        q.trigger(B)
+        q.api_alive()
+        await settle(q, 0.2)
+        q.forget(A)
+
+    asyncio.run(scenario())
+    assert calls == {A: 1, B: 1}
+
+
+def test_an_app_failing_alone_backs_off_while_the_api_answers_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 5xx for one app only (say, a webhook on its children is down) is not an outage:
+    the app backs off instead of being retried on every other app's success."""
+    monkeypatch.setattr(queue_module, "BACKOFF", (30.0,))
+    monkeypatch.setattr(queue_module, "CANARY_DELAYS", (0.01,))
+    calls: Counter[Key] = Counter()
+
+    def a_unavailable(key: Key) -> float | None:
+        calls[key] += 1
+        time.sleep(0.01)
+        if key == A:
+            raise ConnectionResetError("its webhook is down")
+        return None
+
+    async def scenario() -> int:
+        q = ReconcileQueue(a_unavailable)
+        q.trigger(B)
+        await settle(q)
+        q.trigger(A)
+        for _ in range(20):
+            q.trigger(B)
+            await settle(q, 0.02)
+        parked = q.parked
+        q.forget(A)
+        return parked
+
+    assert asyncio.run(scenario()) == 0
+    assert calls[A] == 1
+
+
+def test_an_outage_is_logged_once_and_its_end_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fast_retries(monkeypatch)
+    api = Api()
+
+    async def scenario() -> None:
+        q = ReconcileQueue(api.reconcile)
+        q.trigger(A)  # alone: each canary takes it out of the parked ones for a moment
+        await asyncio.sleep(0.6)  # several canaries fail meanwhile
+        api.up.set()
+        await settle(q, 0.5)
+
+    with caplog.at_level("INFO", logger="bluegreen.queue"):
+        asyncio.run(scenario())
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1, messages
+    assert sum("answers again" in m for m in messages) == 1, messages
+    assert api.attempts[A] > 3  # the canaries did probe
+
+
+def test_a_due_timer_goes_before_bulk_work() -> None:
+    """A scale-down delay that ends during a resync of many apps is not served last."""
+
+    async def scenario() -> list[Key]:
+        order: list[Key] = []
+
+        def slow(key: Key) -> None:
+            order.append(key)
+            time.sleep(0.05)
+
+        q = ReconcileQueue(slow, concurrency=1)
+        q.trigger_later(("shop", "scale-down"), 0.05)
+        for i in range(20):
+            q.trigger(("shop", f"resync-{i}"), urgent=False)
+        await settle(q, 0.1)
+        await settle(q)
+        return order
+
+    order = asyncio.run(scenario())
+    assert len(order) == 21
+    assert order.index(("shop", "scale-down")) < 6  # after the pass or two of its 50 ms

@@ -1,0 +1,116 @@
+"""What a watch event asks of the queue: which app, and whether it is urgent (a user's
+change) or bulk work; and which failures mean the API server is out of reach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import urllib3
+
+from bluegreen.handlers import Runtime, is_api_outage
+from bluegreen.kube import ApiError
+from bluegreen.queue import Key
+
+NS = "shop"
+
+
+class Triggers:
+    """Stands in for the queue: records what was asked of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Key, bool]] = []
+        self.forgotten: list[Key] = []
+
+    def trigger(self, key: Key, urgent: bool = True) -> None:
+        self.calls.append((key, urgent))
+
+    def forget(self, key: Key) -> None:
+        self.forgotten.append(key)
+
+
+def runtime() -> tuple[Runtime, Triggers]:
+    rt = Runtime(kube=None)  # type: ignore[arg-type]  # the queue is replaced: no requests
+    triggers = Triggers()
+    rt.queue = triggers  # type: ignore[assignment]
+    return rt, triggers
+
+
+def app_event(type_: str | None, name: str = "web", generation: int = 1, **status: Any) -> Any:
+    meta = {"namespace": NS, "name": name, "generation": generation}
+    return {"type": type_, "object": {"metadata": meta, "status": status}}
+
+
+HEALTHY_1 = {"phase": "Healthy", "observedGeneration": 1}
+
+
+def test_app_events_urgent_only_for_a_new_generation() -> None:
+    rt, triggers = runtime()
+    rt.app_event(app_event(None))  # the initial listing
+    rt.app_event(app_event("MODIFIED", **HEALTHY_1))  # our own status write
+    rt.app_event(app_event("MODIFIED", generation=2, **HEALTHY_1))  # the user's change
+    rt.app_event(app_event("ADDED", name="new"))  # a new app
+    assert triggers.calls == [
+        ((NS, "web"), False),
+        ((NS, "web"), False),
+        ((NS, "web"), True),
+        ((NS, "new"), True),
+    ]
+
+
+def test_a_deleted_app_is_forgotten() -> None:
+    rt, triggers = runtime()
+    rt.app_event(app_event("ADDED"))
+    rt.app_event(app_event("DELETED"))
+    assert triggers.forgotten == [(NS, "web")]
+    rt.child_event({"type": "MODIFIED", "object": {}}, NS, "web")
+    assert len(triggers.calls) == 1  # its children no longer wake it
+
+
+@pytest.mark.parametrize(
+    ("status", "child_event", "urgent"),
+    [
+        pytest.param(
+            {"phase": "Progressing", "observedGeneration": 1}, "MODIFIED", True, id="mid-release"
+        ),
+        pytest.param(
+            {"phase": "Healthy", "observedGeneration": 0}, "MODIFIED", True, id="not-yet-observed"
+        ),
+        pytest.param(HEALTHY_1, "MODIFIED", False, id="settled"),
+        pytest.param(HEALTHY_1, "DELETED", True, id="settled-child-deleted"),
+        pytest.param({"phase": "Progressing"}, None, False, id="initial-listing"),
+    ],
+)
+def test_child_events_are_urgent_for_an_app_mid_release_or_a_deleted_child(
+    status: dict[str, Any], child_event: str | None, urgent: bool
+) -> None:
+    rt, triggers = runtime()
+    rt.app_event(app_event(None, **status))
+    rt.child_event({"type": child_event, "object": {}}, NS, "web")
+    assert triggers.calls[-1] == ((NS, "web"), urgent)
+
+
+def test_children_of_unknown_apps_wake_nothing() -> None:
+    rt, triggers = runtime()
+    rt.child_event({"type": "DELETED", "object": {}}, NS, "stranger")
+    rt.child_event({"type": "DELETED", "object": {}}, NS, None)
+    assert triggers.calls == []
+
+
+@pytest.mark.parametrize(
+    ("err", "outage"),
+    [
+        (ConnectionRefusedError(111, "refused"), True),
+        (TimeoutError("timed out"), True),
+        (urllib3.exceptions.MaxRetryError(None, "/api", "refused"), True),  # type: ignore[arg-type]
+        (urllib3.exceptions.ProtocolError("connection reset"), True),
+        (ApiError(503, "Service Unavailable", "etcd down"), True),
+        (ApiError(429, "Too Many Requests", "storage is (re)initializing"), True),
+        (ApiError(409, "Conflict", "changed"), False),
+        (ApiError(422, "Invalid", "bad"), False),
+        (ApiError(403, "Forbidden", "no"), False),
+        (TypeError("a bug"), False),
+    ],
+)
+def test_which_failures_are_an_api_outage(err: BaseException, outage: bool) -> None:
+    assert is_api_outage(err) is outage
