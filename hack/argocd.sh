@@ -43,24 +43,18 @@ REPO_SERVER_METRICS_PORT=$((28084 + PORT_OFFSET))
 CONTROLLER_METRICS_PORT=$((28082 + PORT_OFFSET))
 COMPONENTS=(redis-server argocd-repo-server argocd-application-controller)
 
-log() { printf 'argocd: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+LOG_PREFIX=argocd
+DOWN_COMMAND="hack/argocd.sh down"
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 
 # --- processes ---------------------------------------------------------------------------
 # Each component runs in its own directory under .argocd/; a pid counts as ours only while
 # that process still runs there (redis rewrites its command line, its directory stays).
 
-pid_of() { [[ -f ${pids}/$1.pid ]] && cat "${pids}/$1.pid"; }
-
 is_ours() {
   local pid=$1 name=$2
   [[ -n $pid ]] && [[ $(readlink "/proc/${pid}/cwd" 2>/dev/null) == "${dir}/${name}" ]]
-}
-
-running() {
-  local pid
-  pid=$(pid_of "$1") || return 1
-  is_ours "$pid" "$1"
 }
 
 # start <name> <binary> <args...>, with the environment the caller exported
@@ -73,31 +67,6 @@ start() {
   # the lock of `up`.
   (cd "${dir}/${name}" && exec setsid "$bin" "$@" </dev/null >"${logs}/${name}.log" 2>&1 9>&-) &
   echo $! >"${pids}/${name}.pid"
-}
-
-failed() {
-  local name=$1 why=$2
-  log "error: ${name} ${why}; its log is ${logs}/${name}.log, last lines:"
-  tail -n 25 "${logs}/${name}.log" 2>/dev/null | sed 's/^/    /' >&2 || true
-  log "stop the rest with: hack/argocd.sh down"
-  exit 1
-}
-
-wait_until() {
-  local name=$1 timeout=$2
-  shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    running "$name" || failed "$name" "exited during startup"
-    ((SECONDS < deadline)) || failed "$name" "was not healthy after ${timeout}s"
-    sleep 0.2
-  done
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
-
-check_port() {
-  port_free "$2" || die "port ${HOST}:$2 for $1 is taken by another program (ss -ltnp 'sport = :$2')"
 }
 
 # --- health ----------------------------------------------------------------------------
@@ -203,22 +172,7 @@ start_controller() {
 
 # --- commands ----------------------------------------------------------------------------
 
-cmd_status() {
-  local name ok=0 state
-  for name in "${COMPONENTS[@]}"; do
-    if ! running "$name"; then
-      state="not running"
-      ok=1
-    elif healthy "$name"; then
-      state="running, healthy (pid $(pid_of "$name"))"
-    else
-      state="running, NOT healthy (pid $(pid_of "$name")), log: ${logs}/${name}.log"
-      ok=1
-    fi
-    printf '%-32s %s\n' "$name" "$state"
-  done
-  return $ok
-}
+cmd_status() { components_status; }
 
 cmd_env() {
   local argocd_dir

@@ -21,30 +21,11 @@ BUILD_SCRIPT_VERSION=1
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pins=$repo/hack/tools/argocd/pins
-cache=${BLUEGREEN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen-operator}
+LOG_PREFIX=build-argocd
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 
-log() { printf 'build-argocd: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-cache_key() {
-  { echo "build-script-version=${BUILD_SCRIPT_VERSION}"; cat "$pins"; } | sha256sum | cut -c1-16
-}
-
-bin_dir=${cache}/argocd/$(cache_key)
-
-if [[ ${1:-} == --print-bin-dir ]]; then
-  echo "$bin_dir"
-  [[ -f ${bin_dir}/.complete ]]
-  exit
-elif [[ $# -gt 0 ]]; then
-  die "unknown argument: $1 (usage: $0 [--print-bin-dir])"
-fi
-
-if [[ -f ${bin_dir}/.complete ]]; then
-  log "Argo CD is up to date"
-  echo "$bin_dir"
-  exit 0
-fi
+use_cached_build argocd "$({ echo "build-script-version=${BUILD_SCRIPT_VERSION}"; cat "$pins"; } | cache_key)" "$@"
 
 pin() {
   local value
@@ -85,10 +66,7 @@ argocd_dir=$(download "$argocd_module" "$argocd_sum")
 engine_dir=$(download "$engine_module" "$engine_sum")
 
 # --- build into a temporary dir, then rename it into place ----------------------------
-mkdir -p "${cache}/argocd"
-tmp=$(mktemp -d "${cache}/argocd/.build-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+start_build
 
 # The module cache is read-only and has no ./gitops-engine: build in a writable copy with
 # the nested module laid where argo-cd's replace directive expects it.
@@ -127,13 +105,6 @@ argocd ${version}
 gitops-engine ${version}
 go $(go env GOVERSION)
 EOF
-touch "$tmp/.complete"
-
-# Another build may have finished the same key meanwhile: keep whichever came first.
-if mv -T "$tmp" "$bin_dir" 2>/dev/null; then
-  trap - EXIT
-else
-  [[ -f ${bin_dir}/.complete ]] || die "cannot move the build into ${bin_dir}"
-fi
+finish_build
 log "built in $((SECONDS - start))s: $(tr '\n' ' ' <"${bin_dir}/VERSIONS")"
 echo "$bin_dir"
