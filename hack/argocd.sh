@@ -119,7 +119,7 @@ install_config() {
   local f
   for f in "${manifests}"/config/argocd-*.yaml; do
     # create, not apply: a second `up` keeps what a user or a test changed since
-    kubectl -n "$NAMESPACE" create -f "$f" 2>/dev/null || true
+    kubectl -n "$NAMESPACE" create -f "$f" >/dev/null 2>&1 || true
   done
   kubectl -n "$NAMESPACE" apply -f - >/dev/null <<'EOF'
 apiVersion: argoproj.io/v1alpha1
@@ -148,8 +148,10 @@ start_redis() {
 start_repo_server() {
   # git-verify-wrapper.sh (from the same Argo CD module) must be on PATH: the repo-server
   # runs git through it, and every manifest generation fails without it. TLS is pointless
-  # on loopback and would need certificates.
-  PATH="${argocd_dir}:${PATH}" TMPDIR="${dir}/argocd-repo-server" ARGOCD_BINARY_NAME=argocd-repo-server \
+  # on loopback and would need certificates. GnuPG (commit verification) would need
+  # /app/config/gpg/keys, the image's path: without ARGOCD_GPG_ENABLED=false it exits.
+  PATH="${argocd_dir}:${PATH}" TMPDIR="${dir}/argocd-repo-server" ARGOCD_GPG_ENABLED=false \
+    ARGOCD_BINARY_NAME=argocd-repo-server \
     start argocd-repo-server "${argocd_dir}/argocd" \
     --address "$HOST" --port "$REPO_SERVER_PORT" \
     --metrics-address "$HOST" --metrics-port "$REPO_SERVER_METRICS_PORT" \

@@ -7,9 +7,8 @@ import contextlib
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes.dynamic.exceptions import NotFoundError
 
@@ -63,8 +62,7 @@ class GitRepo:
         return self.git("rev-parse", "HEAD")
 
 
-@dataclass(frozen=True)
-class Observed:
+class Observed(NamedTuple):
     """One state of an Application as polled: its sync status against which revision, its
     health, and the revision its last completed sync applied."""
 
@@ -85,11 +83,6 @@ class Observed:
             synced_revision=(operation.get("syncResult") or {}).get("revision"),
             operation=operation.get("phase"),
         )
-
-    def is_drift(self) -> bool:
-        """OutOfSync although Git did not move since the last sync: live differs from what
-        Argo CD applied, i.e. something (the operator?) changed it."""
-        return self.sync == "OutOfSync" and self.revision == self.synced_revision
 
 
 class Application:
@@ -153,6 +146,7 @@ class StatusHistory:
         self.application = application
         self.interval = interval
         self.states: list[Observed] = []
+        self.since: list[float] = []  # when each state was first seen (time.monotonic())
         self.polls = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -176,7 +170,29 @@ class StatusHistory:
                 self.polls += 1
                 if not self.states or self.states[-1] != state:
                     self.states.append(state)
+                    self.since.append(time.monotonic())
             time.sleep(self.interval)
+
+    def drift(self) -> list[Observed]:
+        """Each OutOfSync shown for a Git revision that Argo CD had already shown Synced: the
+        live state moved away from Git while Git did not move (something else changed it).
+        OutOfSync before a revision's first Synced is only Git being ahead of its sync."""
+        synced: set[str | None] = set()
+        drifted = []
+        for state in self.states:
+            if state.sync == "Synced":
+                synced.add(state.revision)
+            elif state.sync == "OutOfSync" and state.revision in synced:
+                drifted.append(state)
+        return drifted
+
+    def timeline(self) -> str:
+        """Each state with how long it was shown, for a test's output."""
+        ends = [*self.since[1:], time.monotonic()]
+        return "\n".join(
+            f"  {end - start:6.2f}s {state.sync}/{state.health} at {str(state.revision)[:7]}"
+            for state, start, end in zip(self.states, self.since, ends, strict=True)
+        )
 
     def statuses(self) -> list[tuple[str | None, str | None]]:
         """(sync, health) in order, without repeats."""
