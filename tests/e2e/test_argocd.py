@@ -148,7 +148,7 @@ def preview_version(driver: Driver, namespace: str) -> str | None:
 def child_uids(driver: Driver, namespace: str) -> dict[tuple[str, str], str]:
     """(kind, name) → uid of each of the operator's children that exists."""
     found = {}
-    for kind in ("Deployment", "Service"):
+    for kind in ("Deployment", "Service", "Ingress"):
         for child in driver.list(kind, namespace, f"bluegreen.dev/app={APP}"):
             found[(kind, child["metadata"]["name"])] = child["metadata"]["uid"]
     return found
@@ -187,6 +187,8 @@ def test_release_promote_and_rollback_through_git(gitops: GitOpsApp, driver: Dri
             ("Deployment", f"{APP}-green"),
             ("Service", APP),
             ("Service", f"{APP}-preview"),
+            ("Ingress", APP),
+            ("Ingress", f"{APP}-preview"),
         }
         assert gitops.application.tracked() == [("BlueGreenApp", APP)]
 
@@ -294,4 +296,3 @@ def test_deleting_the_manifest_from_git_needs_allow_empty_then_removes_every_chi
     gitops.application.refresh()
     wait_for(lambda: driver.get("BlueGreenApp", ns, APP) is None, timeout=60, what="the app pruned")
     wait_for(lambda: child_uids(driver, ns) == {}, timeout=60, what="every child removed")
-    assert driver.list("Ingress", ns) == []
