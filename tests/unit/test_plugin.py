@@ -451,6 +451,13 @@ def test_gitops_refusal_says_what_to_commit_and_what_force_does() -> None:
     assert view.gitops_refusal(app(None), "promote") is None
 
 
+def test_docs_show_the_gitops_messages_as_the_plugin_prints_them() -> None:
+    tracked = app(None, annotations={"argocd.argoproj.io/tracking-id": "hello:x"})
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "argocd.md").read_text()
+    assert f"\nerror: {view.gitops_refusal(tracked, 'promote')}\n" in doc
+    assert f"\n{view.gitops_warning(tracked, 'promote')}\n" in doc
+
+
 def test_gitops_warning_says_what_a_forced_change_does() -> None:
     managed = app(None, annotations={"argocd.argoproj.io/tracking-id": "hello:x"})
     assert view.gitops_warning(managed, "promote") == (

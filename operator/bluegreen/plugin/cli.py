@@ -153,7 +153,7 @@ def add_force_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--force",
         action="store_true",
-        help="change an app that a GitOps tool (Argo CD, Flux) manages; it will not last",
+        help="change an app that a GitOps tool (Argo CD, Flux) manages, against Git",
     )
 
 
