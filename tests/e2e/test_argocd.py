@@ -48,10 +48,11 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def argocd(kube_cluster: KubeCluster, argocd_bin: Path) -> Iterator[Path]:
-    """The local Argo CD (hack/argocd.sh) if it is up; otherwise one started for this
-    session and stopped at its end."""
+    """The local Argo CD (hack/argocd.sh) if it is up; otherwise one started for these
+    tests and stopped after them (its controller watches the whole cluster: the other
+    tests run without that load)."""
     started = _run(ARGOCD_SH, "status").returncode != 0
     if started:
         up = _run(ARGOCD_SH, "up")
