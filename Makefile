@@ -28,6 +28,10 @@ venv: $(VENV)/.installed ## create the virtualenv with the package and its dev t
 binaries: ## build (or reuse) the control-plane binaries from pinned Go modules
 	hack/build-control-plane.sh
 
+.PHONY: argocd
+argocd: ## build (or reuse) Argo CD from its pinned Go module, for the GitOps tests
+	hack/build-argocd.sh
+
 .PHONY: cluster
 cluster: binaries ## start the local control plane (reuses one already up)
 	hack/cluster.sh up
@@ -54,7 +58,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries ## everything, set-up included
+test: venv lint binaries argocd ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: bench

@@ -21,39 +21,22 @@ BUILD_SCRIPT_VERSION=1
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools=$repo/hack/tools
-cache=${BLUEGREEN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen-operator}
+LOG_PREFIX=build-control-plane
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 
-log() { printf 'build-control-plane: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-cache_key() {
-  {
-    echo "build-script-version=${BUILD_SCRIPT_VERSION}"
-    local m f
-    for m in k8s etcd kwok; do
-      for f in go.mod go.sum tools.go; do
-        echo "== ${m}/${f}"
-        cat "${tools}/${m}/${f}"
-      done
+pins() {
+  echo "build-script-version=${BUILD_SCRIPT_VERSION}"
+  local m f
+  for m in k8s etcd kwok; do
+    for f in go.mod go.sum tools.go; do
+      echo "== ${m}/${f}"
+      cat "${tools}/${m}/${f}"
     done
-  } | sha256sum | cut -c1-16
+  done
 }
 
-bin_dir=${cache}/bin/$(cache_key)
-
-if [[ ${1:-} == --print-bin-dir ]]; then
-  echo "$bin_dir"
-  [[ -f ${bin_dir}/.complete ]]
-  exit
-elif [[ $# -gt 0 ]]; then
-  die "unknown argument: $1 (usage: $0 [--print-bin-dir])"
-fi
-
-if [[ -f ${bin_dir}/.complete ]]; then
-  log "control-plane binaries are up to date"
-  echo "$bin_dir"
-  exit 0
-fi
+use_cached_build bin "$(pins | cache_key)" "$@"
 
 # --- Go toolchain check ---------------------------------------------------------------
 # The minimum is the highest `go` directive among the tool modules (k8s.io/kubernetes
@@ -70,10 +53,7 @@ if [[ $(printf '%s\n%s\n' "$min_go" "$have_go" | sort -V | head -1) != "$min_go"
 fi
 
 # --- build into a temporary dir, then rename it into place ----------------------------
-mkdir -p "${cache}/bin"
-tmp=$(mktemp -d "${cache}/bin/.build-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+start_build
 
 jobs=${BUILD_JOBS:-2}
 # go.sum is committed: -mod=readonly builds exactly the pinned graph. The user's GOFLAGS
@@ -134,13 +114,6 @@ etcd ${etcd_version}
 kwok ${kwok_version}
 go $(go env GOVERSION)
 EOF
-touch "$tmp/.complete"
-
-# Another build may have finished the same key meanwhile: keep whichever came first.
-if mv -T "$tmp" "$bin_dir" 2>/dev/null; then
-  trap - EXIT
-else
-  [[ -f ${bin_dir}/.complete ]] || die "cannot move the build into ${bin_dir}"
-fi
+finish_build
 log "built in $((SECONDS - start))s: $(tr '\n' ' ' <"${bin_dir}/VERSIONS")"
 echo "$bin_dir"

@@ -43,12 +43,12 @@ POD_CIDR=10.244.0.0/16
 NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-log() { printf 'cluster: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+LOG_PREFIX=cluster
+DOWN_COMMAND="hack/cluster.sh down"
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 
 # --- processes ---------------------------------------------------------------------------
-
-pid_of() { [[ -f ${pids}/$1.pid ]] && cat "${pids}/$1.pid"; }
 
 # A pid counts as ours only while it still runs a binary with our .cluster dir in its
 # arguments: a recycled pid of some other process is never taken for a component.
@@ -56,12 +56,6 @@ is_ours() {
   local pid=$1
   [[ -n $pid && -r /proc/${pid}/cmdline ]] || return 1
   tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -qF -- "${dir}/"
-}
-
-running() {
-  local pid
-  pid=$(pid_of "$1") || return 1
-  is_ours "$pid"
 }
 
 # pids of every process whose command line names this cluster's directory
@@ -89,33 +83,6 @@ start() {
   # 9>&-: the component must not inherit (and so hold) the lock of `up`.
   setsid "$bin" "$@" </dev/null >"${logs}/${name}.log" 2>&1 9>&- &
   echo $! >"${pids}/${name}.pid"
-}
-
-failed() {
-  local name=$1 why=$2
-  log "error: ${name} ${why}; its log is ${logs}/${name}.log, last lines:"
-  tail -n 25 "${logs}/${name}.log" 2>/dev/null | sed 's/^/    /' >&2 || true
-  log "stop the rest with: hack/cluster.sh down"
-  exit 1
-}
-
-# wait_until <component> <seconds> <command...>: poll the command while the component lives
-wait_until() {
-  local name=$1 timeout=$2
-  shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    running "$name" || failed "$name" "exited during startup"
-    ((SECONDS < deadline)) || failed "$name" "was not healthy after ${timeout}s"
-    sleep 0.2
-  done
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
-
-check_port() {
-  local name=$1 port=$2
-  port_free "$port" || die "port ${HOST}:${port} for ${name} is taken by another program (ss -ltnp 'sport = :${port}')"
 }
 
 # --- health ----------------------------------------------------------------------------
@@ -342,22 +309,7 @@ find_bin_dir() {
 
 # --- commands ----------------------------------------------------------------------------
 
-cmd_status() {
-  local name ok=0 state
-  for name in "${COMPONENTS[@]}"; do
-    if ! running "$name"; then
-      state="not running"
-      ok=1
-    elif healthy "$name"; then
-      state="running, healthy (pid $(pid_of "$name"))"
-    else
-      state="running, NOT healthy (pid $(pid_of "$name")), log: ${logs}/${name}.log"
-      ok=1
-    fi
-    printf '%-24s %s\n' "$name" "$state"
-  done
-  return $ok
-}
+cmd_status() { components_status; }
 
 cmd_env() {
   local bin_dir

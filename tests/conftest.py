@@ -19,6 +19,7 @@ from kubehelpers import KubeCluster, dns_label, wait_for
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SH = REPO / "hack" / "cluster.sh"
 BUILD_SH = REPO / "hack" / "build-control-plane.sh"
+BUILD_ARGOCD_SH = REPO / "hack" / "build-argocd.sh"
 CLUSTER_DIR = REPO / ".cluster"
 
 
@@ -53,6 +54,16 @@ def kube_cluster() -> Iterator[KubeCluster]:
         yield cluster
     if started:
         _run(CLUSTER_SH, "down")
+
+
+@pytest.fixture(scope="session")
+def argocd_bin() -> Path:
+    """The directory of the `argocd` binary built by hack/build-argocd.sh (`make argocd`,
+    which `make test` runs first), with the CRDs and config of the same Argo CD version."""
+    found = _run(BUILD_ARGOCD_SH, "--print-bin-dir")
+    if found.returncode != 0:
+        pytest.fail("Argo CD is not built: run `make argocd` first")
+    return Path(found.stdout.strip())
 
 
 @pytest.fixture

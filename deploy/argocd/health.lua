@@ -3,10 +3,12 @@
 -- The operator publishes phase, message and observedGeneration; this script only maps them.
 hs = {}
 
+-- Argo CD runs this in a sandbox that opens only the base, table and package libraries
+-- and a safe part of os: no `string`, no `math`. tostring() is base, and Argo CD's Lua
+-- (gopher-lua) prints a whole number without a decimal part ("3", not "3.0").
 local function as_text(number)
   if type(number) == "number" then
-    -- %d, not tostring: Lua 5.3+ would print a float generation as "3.0".
-    return string.format("%d", number)
+    return tostring(number)
   end
   return "?"
 end

@@ -228,19 +228,31 @@ def test_rollback_without_a_previous_revision_fails_clearly(
     assert driver.app(green_live, APP)["spec"] == before
 
 
-def test_promote_warns_when_a_gitops_tool_manages_the_app(green_live: str, driver: Driver) -> None:
+def test_promote_refuses_an_app_a_gitops_tool_manages_unless_forced(
+    green_live: str, driver: Driver
+) -> None:
     driver.merge_patch(
         "BlueGreenApp",
         green_live,
         APP,
-        {"metadata": {"labels": {"app.kubernetes.io/instance": APP}}},
+        {"metadata": {"labels": {"app.kubernetes.io/instance": APP}}, "spec": {"promote": False}},
     )
+    before = driver.app(green_live, APP)["spec"]
 
-    result = plugin("promote", APP, "-n", green_live)
+    refused = plugin("promote", APP, "-n", green_live)
 
-    assert result.returncode == 0
-    assert result.stderr.startswith(f'warning: bluegreenapp "{APP}" looks managed by GitOps')
-    assert "change the manifest in Git instead" in result.stderr
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.startswith(f'error: bluegreenapp "{APP}" is managed by GitOps')
+    assert "commit promote: true to Git instead, or repeat with --force" in refused.stderr
+    assert driver.app(green_live, APP)["spec"] == before
+
+    forced = plugin("promote", APP, "-n", green_live, "--force")
+
+    assert forced.returncode == 0
+    assert forced.stderr.startswith(f'warning: bluegreenapp "{APP}" is managed by GitOps')
+    assert "self-heal puts Git's spec.promote back" in forced.stderr
+    assert driver.app(green_live, APP)["spec"]["promote"] is True
 
 
 def test_status_watch_prints_each_change_and_ctrl_c_exits_0(

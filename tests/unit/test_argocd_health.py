@@ -1,11 +1,15 @@
-"""The Argo CD health check, run in a real Lua interpreter over sample BlueGreenApps.
+"""The Argo CD health check over sample BlueGreenApps: run by Argo CD itself, and in lupa.
 
-Argo CD runs health scripts in gopher-lua (Lua 5.1 semantics, every number a float64), so the
-script runs here under Lua 5.1 with float numbers as well as under Lua 5.4 with integers.
+The authority is the real `argocd` binary (built by hack/build-argocd.sh): `argocd admin
+settings resource-overrides health` runs the script from the shipped argocd-cm patch exactly
+as the application controller does, in its sandbox (gopher-lua, Lua 5.1, numbers as float64,
+only the base, table and package libraries and a safe os). lupa runs health.lua under Lua 5.1
+with floats and Lua 5.4 with integers, with the same libraries removed, for a quick check.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +65,15 @@ RUNTIMES = [
 ]
 
 
+# Libraries lupa opens that Argo CD's sandbox does not (util/lua/lua.go opens only base,
+# table, package and its own safe os): a script using them fails inside Argo CD.
+NOT_IN_ARGOCD_SANDBOX = ("string", "math", "io", "os", "debug", "coroutine", "utf8", "bit32")
+
+
 def run_health_check(runtime_class: Any, obj: dict[str, Any]) -> dict[str, Any]:
     lua = runtime_class()
+    for library in NOT_IN_ARGOCD_SANDBOX:
+        lua.globals()[library] = None
     lua.globals().obj = lua.table_from(obj, recursive=True)
     result = lua.execute(HEALTH_LUA.read_text())
     return dict(result.items())
@@ -128,6 +139,28 @@ def test_health(
     runtime_class: Any, convert: Any, obj: dict[str, Any], expected: dict[str, str]
 ) -> None:
     assert run_health_check(runtime_class, convert(obj)) == expected
+
+
+@pytest.mark.parametrize("obj, expected", CASES)
+def test_health_in_argocd(
+    argocd_bin: Path, tmp_path: Path, obj: dict[str, Any], expected: dict[str, str]
+) -> None:
+    """Argo CD's own CLI runs the health check from argocd-cm-patch.yaml, as shipped."""
+    manifest = tmp_path / "bluegreenapp.yaml"
+    manifest.write_text(yaml.safe_dump(obj))
+    result = subprocess.run(
+        [
+            str(argocd_bin / "argocd"),
+            *("admin", "settings", "resource-overrides", "health", str(manifest)),
+            *("--argocd-cm-path", str(CM_PATCH)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"argocd failed:\n{result.stdout}{result.stderr}"
+    assert result.stdout == f"STATUS: {expected['status']}\nMESSAGE: {expected['message']}\n"
 
 
 def test_configmap_patch_embeds_health_lua_verbatim() -> None:

@@ -453,14 +453,39 @@ def test_gitops_marker(
     assert view.gitops_marker(app(None, labels=labels, annotations=annotations)) == expected
 
 
-def test_gitops_warning_says_what_to_do_instead() -> None:
+def test_gitops_refusal_says_what_to_commit_and_what_force_does() -> None:
     managed = app(None, labels={"app.kubernetes.io/instance": "hello"})
-    assert view.gitops_warning(managed) == (
-        'warning: bluegreenapp "hello" looks managed by GitOps '
-        "(label app.kubernetes.io/instance=hello): a GitOps tool with self-heal will undo "
-        "this kubectl change; change the manifest in Git instead"
+    assert view.gitops_refusal(managed, "promote") == (
+        'bluegreenapp "hello" is managed by GitOps (label app.kubernetes.io/instance=hello): '
+        "commit promote: true to Git instead, or repeat with --force: prod switches now and "
+        "stays switched, but self-heal puts Git's spec.promote back within seconds (without "
+        "self-heal the app shows OutOfSync)"
     )
-    assert view.gitops_warning(app(None)) is None
+    assert view.gitops_refusal(managed, "rollback") == (
+        'bluegreenapp "hello" is managed by GitOps (label app.kubernetes.io/instance=hello): '
+        "commit a revert of the template change to Git instead, or repeat with --force: "
+        "self-heal puts Git's template back within seconds, which rolls the newer revision "
+        "out again (without self-heal the app shows OutOfSync)"
+    )
+    assert view.gitops_refusal(app(None), "promote") is None
+
+
+def test_docs_show_the_gitops_messages_as_the_plugin_prints_them() -> None:
+    tracked = app(None, annotations={"argocd.argoproj.io/tracking-id": "hello:x"})
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "argocd.md").read_text()
+    assert f"\nerror: {view.gitops_refusal(tracked, 'promote')}\n" in doc
+    assert f"\n{view.gitops_warning(tracked, 'promote')}\n" in doc
+
+
+def test_gitops_warning_says_what_a_forced_change_does() -> None:
+    managed = app(None, annotations={"argocd.argoproj.io/tracking-id": "hello:x"})
+    assert view.gitops_warning(managed, "promote") == (
+        'warning: bluegreenapp "hello" is managed by GitOps '
+        "(annotation argocd.argoproj.io/tracking-id): prod switches now and stays switched, "
+        "but self-heal puts Git's spec.promote back within seconds (without self-heal the app "
+        "shows OutOfSync); commit promote: true to Git to match"
+    )
+    assert view.gitops_warning(app(None), "rollback") is None
 
 
 # --- errors ---------------------------------------------------------------------------------

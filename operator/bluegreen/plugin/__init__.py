@@ -2,8 +2,8 @@
 
     kubectl bluegreen list [-A]
     kubectl bluegreen status NAME [--watch]
-    kubectl bluegreen promote NAME
-    kubectl bluegreen rollback NAME [--promote]
+    kubectl bluegreen promote NAME [--force]
+    kubectl bluegreen rollback NAME [--promote] [--force]
 
 Everything that decides or renders is a pure function of plain dicts (objects exactly as the
 API returns them as JSON), so it is tested without a cluster. Only :class:`Kube` talks to the

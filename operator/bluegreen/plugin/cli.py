@@ -13,6 +13,7 @@ from bluegreen.plugin.client import Kube, connect
 from bluegreen.plugin.view import (
     Obj,
     PluginError,
+    gitops_refusal,
     gitops_warning,
     moves_prod,
     promote_message,
@@ -82,7 +83,7 @@ def wait_for_change(events: queue.Queue[object]) -> None:
 
 def run_promote(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
     app = kube.get_app(args.namespace, args.name)
-    warn_if_gitops(app)
+    check_gitops(app, "promote", force=args.force)
     patched = kube.patch_app(
         args.namespace, args.name, promote_patch(), content_type="application/merge-patch+json"
     )
@@ -93,15 +94,20 @@ def run_promote(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
 def run_rollback(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
     app = kube.get_app(args.namespace, args.name)
     target = rollback_target(app, kube.get_deployments(args.namespace, args.name))
-    warn_if_gitops(app)
+    check_gitops(app, "rollback", force=args.force)
     patch = rollback_patch(app, target.template, promote=args.promote)
     kube.patch_app(args.namespace, args.name, patch, content_type="application/json-patch+json")
     print(rollback_message(args.name, target, promote=moves_prod(app, args.promote)), file=out)
     return 0
 
 
-def warn_if_gitops(app: Obj) -> None:
-    warning = gitops_warning(app)
+def check_gitops(app: Obj, command: str, *, force: bool) -> None:
+    """Refuse to change an app that a GitOps tool manages, unless forced; then warn."""
+    if not force:
+        refusal = gitops_refusal(app, command)
+        if refusal:
+            raise PluginError(refusal)
+    warning = gitops_warning(app, command)
     if warning:
         print(warning, file=sys.stderr)
 
@@ -127,11 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     promote = commands.add_parser("promote", help="move prod to the new revision once ready")
     promote.add_argument("name")
+    add_force_option(promote)
     promote.set_defaults(run=run_promote)
 
     rollback = commands.add_parser("rollback", help="put the previous revision's template back")
     rollback.add_argument("name")
     rollback.add_argument("--promote", action="store_true", help="also set promote: true")
+    add_force_option(rollback)
     rollback.set_defaults(run=run_rollback)
 
     for command in (listing, status, promote, rollback):
@@ -139,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         # before the command from being reset by the subcommand's default.
         add_connection_options(command, default=argparse.SUPPRESS)
     return parser
+
+
+def add_force_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--force",
+        action="store_true",
+        help="change an app that a GitOps tool (Argo CD, Flux) manages, against Git",
+    )
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, default: Any) -> None:

@@ -184,14 +184,48 @@ def gitops_marker(app: Obj) -> str | None:
     return None
 
 
-def gitops_warning(app: Obj) -> str | None:
+# What a GitOps tool does to each command's change, as seen with Argo CD and self-heal, and
+# what to commit instead.
+GITOPS_EFFECT = {
+    "promote": (
+        "prod switches now and stays switched, but self-heal puts Git's spec.promote back "
+        "within seconds (without self-heal the app shows OutOfSync)"
+    ),
+    "rollback": (
+        "self-heal puts Git's template back within seconds, which rolls the newer revision "
+        "out again (without self-heal the app shows OutOfSync)"
+    ),
+}
+GITOPS_COMMIT = {
+    "promote": "commit promote: true",
+    "rollback": "commit a revert of the template change",
+}
+
+
+def gitops_refusal(app: Obj, command: str) -> str | None:
+    """Why ``command`` refuses to change an app that a GitOps tool manages (None: it is not).
+
+    Git is the truth for such an app: a change made beside it does not last (or, for a
+    promote, lasts in the cluster while Git says otherwise), so it takes --force.
+    """
     marker = gitops_marker(app)
     if marker is None:
         return None
     return (
-        f'warning: {SINGULAR} "{dig(app, "metadata", "name")}" looks managed by GitOps '
-        f"({marker}): a GitOps tool with self-heal will undo this kubectl change; "
-        "change the manifest in Git instead"
+        f'{SINGULAR} "{dig(app, "metadata", "name")}" is managed by GitOps ({marker}): '
+        f"{GITOPS_COMMIT[command]} to Git instead, or repeat with --force: "
+        f"{GITOPS_EFFECT[command]}"
+    )
+
+
+def gitops_warning(app: Obj, command: str) -> str | None:
+    """What happens to a forced ``command`` on an app that a GitOps tool manages."""
+    marker = gitops_marker(app)
+    if marker is None:
+        return None
+    return (
+        f'warning: {SINGULAR} "{dig(app, "metadata", "name")}" is managed by GitOps '
+        f"({marker}): {GITOPS_EFFECT[command]}; {GITOPS_COMMIT[command]} to Git to match"
     )
 
 

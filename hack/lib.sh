@@ -1,0 +1,110 @@
+# Shared by the hack/ scripts; sourced, never run. The sourcing script sets LOG_PREFIX.
+# shellcheck shell=bash
+
+log() { printf '%s: %s\n' "$LOG_PREFIX" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- binaries built into the cache --------------------------------------------------------
+# A build goes to ${cache}/<kind>/<key>/, where the key hashes the pins: every clone on the
+# machine shares it, and only a pin change rebuilds. It is built in a temporary directory
+# beside it and renamed into place when complete, so a half-built one is never used.
+
+cache=${BLUEGREEN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen-operator}
+
+# The first 16 hex digits of the SHA-256 of stdin.
+cache_key() { sha256sum | cut -c1-16; }
+
+# use_cached_build <kind> <key> "$@": sets bin_dir. With --print-bin-dir, prints it and
+# exits 0 if it is built, 1 if not; without arguments, exits printing it if it is built.
+use_cached_build() {
+  bin_dir=${cache}/$1/$2
+  shift 2
+  if [[ ${1:-} == --print-bin-dir ]]; then
+    echo "$bin_dir"
+    [[ -f ${bin_dir}/.complete ]]
+    exit
+  elif [[ $# -gt 0 ]]; then
+    die "unknown argument: $1 (usage: $0 [--print-bin-dir])"
+  fi
+  if [[ -f ${bin_dir}/.complete ]]; then
+    log "up to date: ${bin_dir}"
+    echo "$bin_dir"
+    exit 0
+  fi
+}
+
+# start_build: sets tmp, a new directory beside bin_dir, removed if the script fails.
+start_build() {
+  mkdir -p "$(dirname "$bin_dir")"
+  tmp=$(mktemp -d "$(dirname "$bin_dir")/.build-XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  chmod 755 "$tmp"
+}
+
+# finish_build: marks tmp complete and renames it to bin_dir.
+finish_build() {
+  touch "$tmp/.complete"
+  # Another build may have finished the same key meanwhile: keep whichever came first.
+  if mv -T "$tmp" "$bin_dir" 2>/dev/null; then
+    trap - EXIT
+  else
+    [[ -f ${bin_dir}/.complete ]] || die "cannot move the build into ${bin_dir}"
+  fi
+}
+
+# --- background components -----------------------------------------------------------------
+# The sourcing script sets pids and logs (directories), COMPONENTS, DOWN_COMMAND, and
+# defines `is_ours PID NAME` (does this pid still run our component?) and `healthy NAME`.
+
+pid_of() { [[ -f ${pids}/$1.pid ]] && cat "${pids}/$1.pid"; }
+
+running() {
+  local pid
+  pid=$(pid_of "$1") || return 1
+  is_ours "$pid" "$1"
+}
+
+failed() {
+  local name=$1 why=$2
+  log "error: ${name} ${why}; its log is ${logs}/${name}.log, last lines:"
+  tail -n 25 "${logs}/${name}.log" 2>/dev/null | sed 's/^/    /' >&2 || true
+  log "stop the rest with: ${DOWN_COMMAND}"
+  exit 1
+}
+
+# wait_until <component> <seconds> <command...>: poll the command while the component lives
+wait_until() {
+  local name=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    running "$name" || failed "$name" "exited during startup"
+    ((SECONDS < deadline)) || failed "$name" "was not healthy after ${timeout}s"
+    sleep 0.2
+  done
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
+
+check_port() {
+  local name=$1 port=$2
+  port_free "$port" || die "port ${HOST}:${port} for ${name} is taken by another program (ss -ltnp 'sport = :${port}')"
+}
+
+# One line per component; returns 1 unless every one runs and is healthy.
+components_status() {
+  local name ok=0 state
+  for name in "${COMPONENTS[@]}"; do
+    if ! running "$name"; then
+      state="not running"
+      ok=1
+    elif healthy "$name"; then
+      state="running, healthy (pid $(pid_of "$name"))"
+    else
+      state="running, NOT healthy (pid $(pid_of "$name")), log: ${logs}/${name}.log"
+      ok=1
+    fi
+    printf '%-32s %s\n' "$name" "$state"
+  done
+  return $ok
+}
