@@ -30,6 +30,7 @@ KINDS = {
     "Event": "v1",
     "CustomResourceDefinition": "apiextensions.k8s.io/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
+    "Lease": "coordination.k8s.io/v1",
     APP[1]: APP[0],
 }
 

@@ -28,8 +28,10 @@ class OperatorProcess:
         log_path: Path,
         env: dict[str, str] | None = None,
         more_namespaces: tuple[str, ...] = (),
+        args: tuple[str, ...] = (),
     ) -> None:
         self.namespace = namespace
+        self.args = args
         self.namespaces = (namespace, *more_namespaces)
         self.log_path = log_path
         self.env = {**os.environ, "BLUEGREEN_RESYNC_SECONDS": "20", **(env or {})}
@@ -41,7 +43,7 @@ class OperatorProcess:
         log = self.log_path.open("ab")  # the child keeps its own copy of the descriptor
         watched = [arg for ns in self.namespaces for arg in ("--namespace", ns)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bluegreen", *watched, f"--liveness={url}"],
+            [sys.executable, "-m", "bluegreen", *watched, f"--liveness={url}", *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

@@ -1,0 +1,186 @@
+"""Two replicas with leader election, on the local control plane: one acts, the other
+waits; a leader that dies, pauses or stops hands over, and a paused one that comes back
+writes nothing (fencing)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bluegreen.revision import revision_of
+
+from driver import Driver, SelectorHistory, pause
+from kubehelpers import wait_for
+from operator_process import OperatorProcess
+from specs import hello, template
+
+pytestmark = pytest.mark.e2e
+
+APP = "hello"
+LEASE = "bluegreen-operator"
+# Short, so the tests are quick; the same ordering as the defaults (15 / 10 / 2).
+LEASE_SECONDS, RENEW_DEADLINE, RETRY = 4.0, 3.0, 0.5
+WRITES = "bluegreen.reconciler"  # the logger of every write the operator makes
+
+
+@pytest.fixture
+def replica(
+    bluegreen_crd: None, namespace: str, tmp_path: Path, operators: list[OperatorProcess]
+) -> Callable[[str], OperatorProcess]:
+    """Start one replica of the operator, named ``identity``, electing on a Lease in the
+    test's namespace."""
+
+    def start(identity: str) -> OperatorProcess:
+        op = OperatorProcess(
+            namespace,
+            tmp_path / f"{identity}.log",
+            args=(
+                "--leader-elect",
+                f"--lease-namespace={namespace}",
+                f"--identity={identity}",
+                f"--lease-duration={LEASE_SECONDS}",
+                f"--renew-deadline={RENEW_DEADLINE}",
+                f"--retry-period={RETRY}",
+            ),
+        )
+        operators.append(op)
+        op.start()
+        return op
+
+    return start
+
+
+def holder(driver: Driver, namespace: str) -> str | None:
+    lease = driver.get("Lease", namespace, LEASE)
+    return None if lease is None else (lease.get("spec") or {}).get("holderIdentity")
+
+
+def wait_leader(driver: Driver, namespace: str, identity: str, timeout: float) -> float:
+    """Seconds until ``identity`` holds the lease."""
+    start = time.monotonic()
+    wait_for(
+        lambda: holder(driver, namespace) == identity,
+        timeout=timeout,
+        what=f"{identity} to hold the lease",
+    )
+    return time.monotonic() - start
+
+
+def writes_in(op: OperatorProcess) -> list[str]:
+    return [line for line in op.log_path.read_text().splitlines() if WRITES in line]
+
+
+def two_replicas_a_leading(
+    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+) -> tuple[OperatorProcess, OperatorProcess]:
+    a = replica("a")
+    wait_leader(driver, namespace, "a", timeout=10)
+    b = replica("b")
+    return a, b
+
+
+def test_one_replica_acts_and_the_standby_writes_nothing(
+    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+) -> None:
+    a, b = two_replicas_a_leading(driver, namespace, replica)
+
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Healthy")
+
+    assert writes_in(a), "the leader made no write"
+    assert writes_in(b) == []
+    assert "waiting for lease" in b.log_path.read_text()
+    assert holder(driver, namespace) == "a"
+
+
+def test_the_leader_killed_before_the_switch_hands_over_and_the_switch_happens_once(
+    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+) -> None:
+    a, _b = two_replicas_a_leading(driver, namespace, replica)
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Healthy")
+    driver.patch_spec(namespace, APP, {"template": template("v2")})
+    driver.wait_app(namespace, APP, phase="Paused", previewColor="green")
+
+    with SelectorHistory(driver, namespace, APP) as prod:
+        a.kill()
+        driver.patch_spec(namespace, APP, {"promote": True})
+        took = wait_leader(driver, namespace, "b", timeout=LEASE_SECONDS + 5)
+        app = driver.wait_app(namespace, APP, phase="Healthy", activeColor="green")
+        pause(2)
+
+    assert took <= LEASE_SECONDS + 2 * RETRY + 1
+    assert prod.colors == ["blue", "green"]  # exactly one switch
+    assert len(driver.events(namespace, APP, "Switched")) == 1
+    assert app["status"]["activeRevision"] == revision_of(template("v2"))
+
+
+def test_the_leader_killed_right_after_the_switch_is_not_switched_twice(
+    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+) -> None:
+    a, _b = two_replicas_a_leading(driver, namespace, replica)
+    driver.create_app(namespace, APP, hello(scaleDownDelaySeconds=2))
+    driver.wait_app(namespace, APP, phase="Healthy")
+    driver.patch_spec(namespace, APP, {"template": template("v2")})
+    driver.wait_app(namespace, APP, phase="Paused", previewColor="green")
+
+    with SelectorHistory(driver, namespace, APP) as prod:
+        driver.patch_spec(namespace, APP, {"promote": True})
+        wait_for(
+            lambda: driver.selector_color(namespace, APP) == "green",
+            timeout=30,
+            what="the switch",
+        )
+        a.kill()
+        wait_leader(driver, namespace, "b", timeout=LEASE_SECONDS + 5)
+        driver.wait_app(namespace, APP, phase="Healthy", activeColor="green")
+        driver.wait_replicas(namespace, "hello-blue", 0, timeout=30)  # b finished the release
+
+    assert prod.colors == ["blue", "green"]
+    assert len(driver.events(namespace, APP, "Switched")) <= 1  # a's Event may be lost
+
+
+def test_a_paused_leader_is_replaced_and_writes_nothing_when_it_resumes(
+    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+) -> None:
+    a, b = two_replicas_a_leading(driver, namespace, replica)
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Healthy")
+    assert a.proc is not None
+
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_leader(driver, namespace, "b", timeout=LEASE_SECONDS + 5)
+        before = len(writes_in(a))
+        driver.patch_spec(namespace, APP, {"template": template("v2")})
+        driver.wait_app(namespace, APP, phase="Paused", previewColor="green")
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+
+    # Resumed, a must see it has lost the lease and stop without one write.
+    code = a.proc.wait(timeout=RENEW_DEADLINE + 10)
+    assert code == 75, a.tail()
+    assert len(writes_in(a)) == before, writes_in(a)[before:]
+    assert "lost the leader lease" in a.log_path.read_text()
+    assert holder(driver, namespace) == "b"
+    assert writes_in(b), "the new leader made no write"
+
+
+def test_a_clean_shutdown_hands_over_at_once(
+    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+) -> None:
+    a, _b = two_replicas_a_leading(driver, namespace, replica)
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Healthy")
+
+    a.stop()  # SIGTERM: Kopf stops, the lease is released
+    took = wait_leader(driver, namespace, "b", timeout=LEASE_SECONDS + 5)
+
+    assert took < LEASE_SECONDS, f"handover took {took:.1f}s: the lease was not released"
+    assert "released lease" in a.log_path.read_text()
+    driver.patch_spec(namespace, APP, {"template": template("v2")})
+    driver.wait_app(namespace, APP, phase="Paused", previewColor="green")
