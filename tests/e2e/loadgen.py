@@ -1,0 +1,184 @@
+"""An open-loop HTTP load generator for the real-traffic tests and benchmark.
+
+Open loop: request i is sent at ``start + i / rate`` whether or not earlier ones have
+answered, as independent users would, so a stalled backend shows up as errors and
+timeouts instead of silently slowing the generator down. Every request is recorded.
+
+Bounded by design: it stops at ``max_requests``, at ``max_seconds``, or when told to, and
+it refuses any destination outside 127.0.0.0/8 (load is only ever sent to this machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One request: when it was sent (seconds since the run started), its outcome."""
+
+    sent: float
+    done: float
+    status: int | None
+    version: str | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == 200
+
+
+@dataclass
+class Run:
+    results: list[Result] = field(default_factory=list)
+    started_wall: float = 0.0  # time.time() at sent == 0, to place API events on the same axis
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self.results if not r.ok]
+
+    def versions(self) -> Counter[str | None]:
+        return Counter(r.version for r in self.results if r.ok)
+
+    def went_back(self, old: str, new: str) -> list[Result]:
+        """Requests answered by ``old`` although they were sent after some request had
+        already been answered by ``new``: traffic that moved back."""
+        first_new = min((r.done for r in self.results if r.ok and r.version == new), default=None)
+        if first_new is None:
+            return []
+        return [r for r in self.results if r.ok and r.version == old and r.sent > first_new]
+
+
+async def _one(host: str, port: int, timeout: float, t0: float, keep: list[Result]) -> None:
+    sent = time.monotonic() - t0
+    status: int | None = None
+    version: str | None = None
+    error: str | None = None
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            raw = await reader.read()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].split()
+        if len(status_line) < 2:
+            error = "empty or malformed response"
+        else:
+            status = int(status_line[1])
+            version = body.split(b" ", 1)[0].decode(errors="replace").strip() or None
+    except TimeoutError:
+        error = "timeout"
+    except OSError as exc:
+        error = type(exc).__name__
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    keep.append(Result(sent, time.monotonic() - t0, status, version, error))
+
+
+async def _generate(
+    host: str,
+    port: int,
+    rate: float,
+    max_requests: int,
+    max_seconds: float,
+    timeout: float,
+    stop: threading.Event,
+    run: Run,
+) -> None:
+    t0 = time.monotonic()
+    run.started_wall = time.time()
+    tasks: set[asyncio.Task[None]] = set()
+    for i in range(max_requests):
+        at = i / rate
+        if at > max_seconds or stop.is_set():
+            break
+        delay = t0 + at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(_one(host, port, timeout, t0, run.results))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+
+
+class LoadGenerator:
+    """Runs the generator in a thread: ``start()``, act on the cluster, ``stop()``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        rate: float = 150,
+        max_seconds: float = 120,
+        timeout: float = 2.0,
+    ) -> None:
+        if ipaddress.ip_address(host) not in LOOPBACK:
+            raise ValueError(f"load goes only to 127.0.0.0/8, not to {host}")
+        self.host, self.port, self.rate = host, port, rate
+        self.max_seconds, self.timeout = max_seconds, timeout
+        self.max_requests = int(rate * max_seconds) + 1
+        self.run = Run()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True, name="loadgen")
+
+    def _main(self) -> None:
+        asyncio.run(
+            _generate(
+                self.host,
+                self.port,
+                self.rate,
+                self.max_requests,
+                self.max_seconds,
+                self.timeout,
+                self._stop,
+                self.run,
+            )
+        )
+
+    def start(self) -> LoadGenerator:
+        self._thread.start()
+        return self
+
+    def elapsed(self) -> float:
+        """Seconds since the run started, on the axis of ``Result.sent``."""
+        return time.time() - self.run.started_wall
+
+    def stop(self) -> Run:
+        self._stop.set()
+        self._thread.join(timeout=self.max_seconds + self.timeout + 10)
+        assert not self._thread.is_alive(), "the load generator did not stop"
+        self.run.results.sort(key=lambda r: r.sent)
+        return self.run
+
+    def __enter__(self) -> LoadGenerator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def per_second(
+    run: Run, start: float = 0.0, end: float | None = None
+) -> list[tuple[int, int, int, Counter[str]]]:
+    """(second, successes, failures, versions answered) for each second of sending time."""
+    last = int(max((r.sent for r in run.results), default=0)) if end is None else int(end)
+    rows = []
+    for s in range(int(start), last + 1):
+        in_s = [r for r in run.results if s <= r.sent < s + 1]
+        ok = [r for r in in_s if r.ok]
+        rows.append((s, len(ok), len(in_s) - len(ok), Counter(str(r.version) for r in ok)))
+    return rows
