@@ -1,0 +1,209 @@
+"""Switches under real traffic on a real node; prints tables, draws charts, asserts nothing.
+
+    make bench-traffic                                   # or:
+    .venv/bin/python bench/traffic.py --runs 3 --delays 30,0 --rate 150 --charts docs
+
+For each scaleDownDelaySeconds: the app (3 replicas of hack/testserver, on the real node)
+serves v1 under an open-loop load (new connection per request, 2 s timeout) sent to its
+NodePort on 127.0.0.1 through kube-proxy; v2 is applied with promote: true; the load runs
+through the switch and the old color's scale-down until its pods are gone. Per delay it
+prints the totals, a per-second table around the switch of one run (the first that lost
+requests, else the first), how long new connections still reached the old version after
+the selector changed (kube-proxy's lag), and writes a chart
+``<charts>/traffic-delay-<delay>.png``.
+
+Needs root and a host that can run hack/real-node.sh (started here when it is not up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import kubernetes
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from benchmark import ensure_cluster, fresh_namespace  # noqa: E402
+
+import realnode  # noqa: E402
+from driver import Driver  # noqa: E402
+from loadgen import Run, per_second  # noqa: E402
+from operator_process import OperatorProcess  # noqa: E402
+from traffic import Outcome, deploy_v1, switch_under_load  # noqa: E402
+
+
+def one_run(driver: Driver, delay: int, rate: float, index: int, log_dir: Path) -> Outcome:
+    ns = fresh_namespace(f"bench-traffic-{delay}-{index}")
+    op = OperatorProcess(ns, log_dir / f"operator-{delay}-{index}.log")
+    op.start()
+    try:
+        port = deploy_v1(driver, ns, "web")
+        return switch_under_load(driver, ns, "web", port, rate=rate, delay=delay)
+    finally:
+        op.stop()
+        # its pods end on the real node while the next run starts
+        subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], capture_output=True)
+
+
+def kube_proxy_lag(outcome: Outcome) -> tuple[float | None, float | None]:
+    """(first new-version answer, last old-version answer), in seconds after the prod
+    selector was seen changed, counting requests by the time they were sent (each one a
+    new connection, so each one a fresh pick by kube-proxy's rules)."""
+    switched = outcome.timeline.switched
+    if switched is None:
+        return None, None
+    ok = [r for r in outcome.run.results if r.ok]
+    first_new = min((r.sent for r in ok if r.version == "v2"), default=None)
+    last_old = max((r.sent for r in ok if r.version == "v1"), default=None)
+    return (
+        None if first_new is None else first_new - switched,
+        None if last_old is None else last_old - switched,
+    )
+
+
+def errors_by_kind(run: Run) -> Counter[str]:
+    return Counter(r.error or f"HTTP {r.status}" for r in run.failures)
+
+
+def table(outcome: Outcome, before: int = 3, after: int = 6) -> str:
+    tl = outcome.timeline
+    switched = int(tl.switched or 0)
+    end = int(tl.old_pods_gone or switched) + after
+    marks = {
+        int(t): label
+        for t, label in (
+            (tl.preview_ready, "preview ready"),
+            (tl.switched, "prod switched"),
+            (tl.scaled_down, "old color scaled to 0"),
+            (tl.old_pods_gone, "old pods gone"),
+        )
+        if t is not None
+    }
+    rows = [
+        "| second | sent | ok | failed | v1 | v2 | event |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    shown = set(range(switched - before, switched + after + 1))
+    shown |= set(range(int(tl.scaled_down or switched) - 1, end + 1))
+    for s, ok, failed, versions in per_second(outcome.run):
+        if s not in shown:
+            continue
+        rows.append(
+            f"| {s - switched:+d} | {ok + failed} | {ok} | {failed} | {versions.get('v1', 0)} "
+            f"| {versions.get('v2', 0)} | {marks.get(s, '')} |"
+        )
+    return "\n".join(rows)
+
+
+def chart(outcome: Outcome, delay: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = per_second(outcome.run)
+    seconds = [s for s, *_ in rows]
+    v1 = [v.get("v1", 0) for *_, v in rows]
+    v2 = [v.get("v2", 0) for *_, v in rows]
+    failed = [f for _, _, f, _ in rows]
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    ax.stackplot(
+        seconds,
+        v1,
+        v2,
+        labels=["v1 (old color)", "v2 (new color)"],
+        step="post",
+        colors=["#4c72b0", "#55a868"],
+        alpha=0.85,
+    )
+    ax.step(seconds, failed, where="post", color="#c44e52", linewidth=2, label="failed")
+    tl = outcome.timeline
+    for t, label, style in (
+        (tl.switched, "switch", "-"),
+        (tl.scaled_down, "old color scaled to 0", "--"),
+        (tl.old_pods_gone, "old pods gone", ":"),
+    ):
+        if t is not None:
+            ax.axvline(t, color="black", linestyle=style, linewidth=1)
+            ax.text(t, ax.get_ylim()[1] * 0.97, f" {label}", rotation=90, va="top", fontsize=8)
+    lost = len(outcome.run.failures)
+    ax.set_title(
+        f"scaleDownDelaySeconds={delay}: {len(outcome.run.results)} requests, {lost} failed"
+    )
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel("requests per second (by send time)")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def report(delay: int, outcomes: list[Outcome], charts: Path | None) -> None:
+    total = sum(len(o.run.results) for o in outcomes)
+    failed = sum(len(o.run.failures) for o in outcomes)
+    with_errors = sum(1 for o in outcomes if o.run.failures)
+    print(f"\n## scaleDownDelaySeconds: {delay}\n")
+    print(
+        f"{len(outcomes)} runs, {total} requests, {failed} failed, runs with errors: {with_errors}"
+    )
+    kinds: Counter[str] = Counter()
+    for o in outcomes:
+        kinds += errors_by_kind(o.run)
+    if kinds:
+        print(f"errors: {dict(kinds)}")
+    print("\n| run | requests | failed | first v2 after switch | last v1 after switch |")
+    print("|---:|---:|---:|---:|---:|")
+    for i, o in enumerate(outcomes, 1):
+        first_new, last_old = kube_proxy_lag(o)
+        fmt = lambda x: "-" if x is None else f"{x:+.2f} s"  # noqa: E731
+        print(
+            f"| {i} | {len(o.run.results)} | {len(o.run.failures)} | {fmt(first_new)} "
+            f"| {fmt(last_old)} |"
+        )
+    shown = next((o for o in outcomes if o.run.failures), outcomes[0])
+    print(f"\nper second around the switch (run {outcomes.index(shown) + 1}; second 0 = switch):\n")
+    print(table(shown))
+    if charts is not None:
+        path = charts / f"traffic-delay-{delay}.png"
+        chart(shown, delay, path)
+        print(f"\nchart: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--delays", default="30,0", help="scaleDownDelaySeconds values")
+    parser.add_argument("--rate", type=float, default=150, help="requests per second")
+    parser.add_argument("--charts", type=Path, default=REPO / "docs", help="'' for none")
+    args = parser.parse_args()
+    reason = realnode.unsupported_reason()
+    if reason:
+        print(f"this host cannot run a real node: {reason}")
+        return 1
+    ensure_cluster()
+    started = realnode.up()
+    log_dir = Path(tempfile.mkdtemp(prefix="bluegreen-bench-traffic-"))
+    charts = args.charts if str(args.charts) else None
+    try:
+        with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
+            driver = Driver(api)
+            for delay in (int(d) for d in args.delays.split(",")):
+                outcomes = [one_run(driver, delay, args.rate, i, log_dir) for i in range(args.runs)]
+                report(delay, outcomes, charts)
+    finally:
+        if started:
+            realnode.down()
+    print(f"\noperator logs: {log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
