@@ -262,7 +262,6 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available:
 nodeStatusReportFrequency: 10s
 serializeImagePulls: false
 syncFrequency: 10s
-fileCheckFrequency: 0s
 staticPodPath: ""
 localStorageCapacityIsolation: false
 EOF
@@ -326,6 +325,39 @@ restore_sysctls() {
     log "restoring ${key}=${value}"
     echo "$value" >"$path" 2>/dev/null || log "warning: cannot restore ${key}=${value}"
   done <"${dir}/sysctls.saved"
+}
+
+# The kubelet refuses a cgroupRoot that does not exist: make it in every hierarchy.
+make_cgroup_root() {
+  local h
+  if cgroup_v2; then
+    mkdir -p "/sys/fs/cgroup${CGROUP_ROOT}"
+    # hand the controllers down, as the kubelet needs them below its root
+    for h in cpu cpuset memory pids io hugetlb; do
+      grep -qw "$h" /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null &&
+        echo "+$h" >"/sys/fs/cgroup${CGROUP_ROOT}/cgroup.subtree_control" 2>/dev/null || true
+    done
+    return
+  fi
+  for h in /sys/fs/cgroup/*/; do
+    h=${h%/}
+    [[ $(stat -fc %T "$h") == cgroupfs ]] || continue
+    mkdir -p "${h}${CGROUP_ROOT}"
+    # a new cpuset cgroup starts with no CPUs and no memory nodes: copy the parent's
+    if [[ -f ${h}/cpuset.cpus ]]; then
+      cat "${h}/cpuset.cpus" >"${h}${CGROUP_ROOT}/cpuset.cpus"
+      cat "${h}/cpuset.mems" >"${h}${CGROUP_ROOT}/cpuset.mems"
+    fi
+  done
+}
+
+# The bridge with the pods' gateway address exists before the first pod: the kubelet
+# takes that address as the node's IP (it refuses a loopback one). The CNI bridge plugin
+# adopts it.
+make_bridge() {
+  [[ -d /sys/class/net/${BRIDGE} ]] || ip link add "$BRIDGE" type bridge
+  ip addr replace "${POD_GATEWAY}/${POD_CIDR#*/}" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
 }
 
 # --- health ----------------------------------------------------------------------------------
@@ -413,6 +445,8 @@ cmd_up() {
   write_kubelet_config
   write_kube_proxy_config
   mkdir -p "${dir}/containerd" "${dir}/pod-logs" "${dir}/kubelet"
+  make_cgroup_root
+  make_bridge
 
   if ! running containerd; then
     (( ${#dir} < 90 )) || die "the path ${dir} is too long for containerd's unix socket"
@@ -421,7 +455,7 @@ cmd_up() {
   wait_until containerd 30 containerd_ready
   for line in pause.tar testserver.tar; do
     "${node_bin}/ctr" --address "${dir}/containerd.sock" -n k8s.io images import \
-      --no-unpack=false "${images}/${line}" >/dev/null || die "cannot import ${images}/${line}"
+      "${images}/${line}" >/dev/null || die "cannot import ${images}/${line}"
   done
 
   # The controller-manager here does not allocate node CIDRs: the Node is created with its
@@ -431,7 +465,7 @@ cmd_up() {
   if ! running kubelet; then
     start kubelet --config="${dir}/kubelet.yaml" --kubeconfig="${dir}/kubelet.kubeconfig" \
       --root-dir="${dir}/kubelet" --cert-dir="${dir}/kubelet/pki" \
-      --hostname-override="$NODE_NAME" --node-ip=127.0.0.1 --v=1
+      --hostname-override="$NODE_NAME" --node-ip="$POD_GATEWAY" --v=1
   fi
   if ! running kube-proxy; then
     start kube-proxy --config="${dir}/kube-proxy.yaml" --v=1
