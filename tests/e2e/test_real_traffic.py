@@ -58,6 +58,7 @@ def test_switch_under_load_loses_no_request(
     outcome = switch_under_load(driver, namespace, "web", port, rate=RATE, delay=30)
 
     run, tl = outcome.run, outcome.timeline
+    print(describe(run), tl)
     assert tl.preview_ready is not None and tl.switched is not None, tl
     assert tl.scaled_down is not None and tl.old_pods_gone is not None, (
         f"the old color was not scaled down while the load ran: {tl}"
@@ -83,6 +84,7 @@ def test_rollback_within_the_delay_is_instant_and_loses_no_request(
     outcome, back = rollback_under_load(driver, namespace, "web", port, rate=RATE, delay=60)
 
     run = outcome.run
+    print(describe(run), outcome.timeline, f"back at {back}")
     assert outcome.timeline.switched is not None, outcome.timeline
     assert back is not None, "prod never selected the old color again"
     app = driver.wait_app(namespace, "web", timeout=30, phase="Healthy")
@@ -109,6 +111,7 @@ def test_unready_version_never_gets_prod_traffic(
 
     run = unready_version_under_load(driver, namespace, "web", port, rate=RATE, seconds=20)
 
+    print(describe(run))
     assert not run.failures, describe(run)
     assert set(run.versions()) == {"v1"}, describe(run)
     assert len(run.results) > RATE * 15, describe(run)
