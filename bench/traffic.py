@@ -18,6 +18,7 @@ Needs root and a host that can run hack/real-node.sh (started here when it is no
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import subprocess
 import sys
@@ -40,13 +41,28 @@ from operator_process import OperatorProcess  # noqa: E402
 from traffic import Outcome, deploy_v1, switch_under_load  # noqa: E402
 
 
+def save_csv(outcome: Outcome, path: Path) -> None:
+    """Every request of a run, for a closer look (time in seconds since the load started)."""
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["sent", "done", "status", "version", "error"])
+        for r in outcome.run.results:
+            out.writerow([f"{r.sent:.4f}", f"{r.done:.4f}", r.status, r.version, r.error])
+        out.writerow([])
+        out.writerow(["event", "at"])
+        for event, at in vars(outcome.timeline).items():
+            out.writerow([event, "" if at is None else f"{at:.3f}"])
+
+
 def one_run(driver: Driver, delay: int, rate: float, index: int, log_dir: Path) -> Outcome:
     ns = fresh_namespace(f"bench-traffic-{delay}-{index}")
     op = OperatorProcess(ns, log_dir / f"operator-{delay}-{index}.log")
     op.start()
     try:
         port = deploy_v1(driver, ns, "web")
-        return switch_under_load(driver, ns, "web", port, rate=rate, delay=delay)
+        outcome = switch_under_load(driver, ns, "web", port, rate=rate, delay=delay)
+        save_csv(outcome, log_dir / f"requests-{delay}-{index}.csv")
+        return outcome
     finally:
         op.stop()
         # its pods end on the real node while the next run starts
@@ -168,6 +184,11 @@ def report(delay: int, outcomes: list[Outcome], charts: Path | None) -> None:
             f"| {i} | {len(o.run.results)} | {len(o.run.failures)} | {fmt(first_new)} "
             f"| {fmt(last_old)} |"
         )
+    for i, o in enumerate(outcomes, 1):
+        switched = o.timeline.switched or 0.0
+        for r in o.run.failures[:20]:
+            what = r.error or f"HTTP {r.status}"
+            print(f"  run {i}: sent {r.sent - switched:+.2f} s after the switch: {what}")
     shown = next((o for o in outcomes if o.run.failures), outcomes[0])
     print(f"\nper second around the switch (run {outcomes.index(shown) + 1}; second 0 = switch):\n")
     print(table(shown))
@@ -182,7 +203,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--delays", default="30,0", help="scaleDownDelaySeconds values")
     parser.add_argument("--rate", type=float, default=150, help="requests per second")
-    parser.add_argument("--charts", type=Path, default=REPO / "docs", help="'' for none")
+    parser.add_argument("--charts", type=Path, default=REPO / "docs", help="where the PNGs go")
+    parser.add_argument("--no-charts", action="store_true")
     args = parser.parse_args()
     reason = realnode.unsupported_reason()
     if reason:
@@ -191,7 +213,7 @@ def main() -> int:
     ensure_cluster()
     started = realnode.up()
     log_dir = Path(tempfile.mkdtemp(prefix="bluegreen-bench-traffic-"))
-    charts = args.charts if str(args.charts) else None
+    charts = None if args.no_charts else args.charts
     try:
         with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
             driver = Driver(api)

@@ -438,6 +438,7 @@ cmd_up() {
     return
   fi
   save_sysctls
+  [[ -f ${dir}/nft-tables.before ]] || nft list tables >"${dir}/nft-tables.before" 2>/dev/null || true
   [[ -f ${dir}/kubelet.kubeconfig ]] || node_kubeconfig kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}"
   [[ -f ${dir}/kube-proxy.kubeconfig ]] || node_kubeconfig kube-proxy "/CN=system:kube-proxy"
   write_containerd_config
@@ -552,11 +553,18 @@ remove_rules() {
       done
     done
   done
-  if command -v nft >/dev/null; then
-    for table in "ip kube-proxy" "ip6 kube-proxy"; do
-      nft delete table $table 2>/dev/null || true
-    done
-  fi
+  command -v nft >/dev/null || return 0
+  for table in "ip kube-proxy" "ip6 kube-proxy"; do
+    nft delete table $table 2>/dev/null || true
+  done
+  # iptables (nft backend) creates its tables on first use: delete those that did not
+  # exist before `up` and hold no rule now
+  while read -r _ family name; do
+    grep -qx "table ${family} ${name}" "${dir}/nft-tables.before" 2>/dev/null && continue
+    nft -a list table "$family" "$name" 2>/dev/null |
+      grep '# handle' | grep -qvE '^[[:space:]]*(table|chain) ' && continue
+    nft delete table "$family" "$name" 2>/dev/null || log "warning: cannot delete nftables table ${family} ${name}"
+  done < <(nft list tables 2>/dev/null)
 }
 
 cmd_down() {
