@@ -36,9 +36,9 @@ from benchmark import ensure_cluster, fresh_namespace  # noqa: E402
 
 import realnode  # noqa: E402
 from driver import Driver  # noqa: E402
-from loadgen import Run, per_second  # noqa: E402
+from loadgen import Result, Run, per_second  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
-from traffic import Outcome, deploy_v1, switch_under_load  # noqa: E402
+from traffic import Outcome, Timeline, deploy_v1, switch_under_load  # noqa: E402
 
 
 def save_csv(outcome: Outcome, path: Path) -> None:
@@ -52,6 +52,31 @@ def save_csv(outcome: Outcome, path: Path) -> None:
         out.writerow(["event", "at"])
         for event, at in vars(outcome.timeline).items():
             out.writerow([event, "" if at is None else f"{at:.3f}"])
+
+
+def load_csv(path: Path) -> Outcome:
+    """A run saved by ``save_csv``, to redraw its chart (``--replot``)."""
+    results, timeline = [], Timeline()
+    with path.open(newline="") as f:
+        rows = iter(csv.reader(f))
+        next(rows)
+        for row in rows:
+            if not row:
+                break
+            sent, done, status, version, error = row
+            results.append(
+                Result(
+                    float(sent),
+                    float(done),
+                    int(status) if status else None,
+                    version or None,
+                    error or None,
+                )
+            )
+        next(rows)
+        for event, at in rows:
+            setattr(timeline, event, float(at) if at else None)
+    return Outcome(Run(results), timeline, "", "")
 
 
 def one_run(driver: Driver, delay: int, rate: float, index: int, log_dir: Path) -> Outcome:
@@ -125,11 +150,16 @@ def chart(outcome: Outcome, delay: int, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = per_second(outcome.run)
-    seconds = [s for s, *_ in rows]
-    v1 = [v.get("v1", 0) for *_, v in rows]
-    v2 = [v.get("v2", 0) for *_, v in rows]
-    failed = [f for _, _, f, _ in rows]
+    # 0.2 s bins, scaled to requests per second: a switch takes well under a second
+    width = 0.2
+    last = int(max(r.sent for r in outcome.run.results) / width) + 1
+    starts = [i * width for i in range(last + 1)]
+    v1, v2, failed = [0.0] * len(starts), [0.0] * len(starts), [0.0] * len(starts)
+    for r in outcome.run.results:
+        i = int(r.sent / width)
+        series = failed if not r.ok else v1 if r.version == "v1" else v2
+        series[i] += 1 / width
+    seconds = starts
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
     ax.stackplot(
         seconds,
@@ -155,7 +185,7 @@ def chart(outcome: Outcome, delay: int, path: Path) -> None:
         f"scaleDownDelaySeconds={delay}: {len(outcome.run.results)} requests, {lost} failed"
     )
     ax.set_xlabel("seconds since the load started")
-    ax.set_ylabel("requests per second (by send time)")
+    ax.set_ylabel("requests/s by send time (0.2 s bins)")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -205,7 +235,17 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=150, help="requests per second")
     parser.add_argument("--charts", type=Path, default=REPO / "docs", help="where the PNGs go")
     parser.add_argument("--no-charts", action="store_true")
+    parser.add_argument(
+        "--replot", nargs=2, metavar=("CSV", "DELAY"), help="only redraw a saved run's chart"
+    )
     args = parser.parse_args()
+    if args.replot:
+        chart(
+            load_csv(Path(args.replot[0])),
+            int(args.replot[1]),
+            args.charts / f"traffic-delay-{args.replot[1]}.png",
+        )
+        return 0
     reason = realnode.unsupported_reason()
     if reason:
         print(f"this host cannot run a real node: {reason}")
