@@ -130,7 +130,7 @@ leftovers() {
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     [[ $p == "$$" || $p == "$BASHPID" ]] && continue
-    if tr '\0' ' ' <"/proc/${p}/cmdline" 2>/dev/null | grep -qF -- "${dir}/"; then
+    if { tr '\0' ' ' <"/proc/${p}/cmdline"; } 2>/dev/null | grep -qF -- "${dir}/"; then
       case $(readlink "/proc/${p}/exe" 2>/dev/null) in
         */containerd | */kubelet | */kube-proxy | */containerd-shim-runc-v2) echo "$p" ;;
       esac
@@ -189,6 +189,8 @@ state = "${dir}/containerd/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = "${node_bin}/runc"
+        # runc's state beside the node's, not in /run/containerd/runc
+        Root = "${dir}/runc"
         SystemdCgroup = false
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["${node_bin}/cni"]
@@ -439,6 +441,12 @@ cmd_up() {
   fi
   save_sysctls
   [[ -f ${dir}/nft-tables.before ]] || nft list tables >"${dir}/nft-tables.before" 2>/dev/null || true
+  # host directories the node's programs create when missing; `down` removes those it made
+  if [[ ! -f ${dir}/host-dirs.made ]]; then
+    for d in /run/containerd /var/lib/cni /var/log/containers; do
+      [[ -e $d ]] || echo "$d"
+    done >"${dir}/host-dirs.made"
+  fi
   [[ -f ${dir}/kubelet.kubeconfig ]] || node_kubeconfig kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}"
   [[ -f ${dir}/kube-proxy.kubeconfig ]] || node_kubeconfig kube-proxy "/CN=system:kube-proxy"
   write_containerd_config
@@ -478,9 +486,11 @@ cmd_up() {
 }
 
 # Stop the pods' containers: kill every task in containerd's namespace, then the shims.
+# Their ids are kept: libcni caches results under /var/lib/cni named after them.
 stop_containers() {
   local ctr=("${node_bin}/ctr" --address "${dir}/containerd.sock" -n k8s.io) id
   containerd_ready >/dev/null 2>&1 || return 0
+  "${ctr[@]}" containers ls -q >>"${dir}/container-ids" 2>/dev/null || true
   for id in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
     "${ctr[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
   done
@@ -506,7 +516,8 @@ remove_cgroups() {
   local d procs
   for d in /sys/fs/cgroup/*"${CGROUP_ROOT}" /sys/fs/cgroup"${CGROUP_ROOT}"; do
     [[ -d $d ]] || continue
-    procs=$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+    # cgroups vanish while this reads them: a failed read is fine
+    procs=$({ find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true; } | sort -u)
     # shellcheck disable=SC2086 # one pid per word
     [[ -z $procs ]] || kill -KILL $procs 2>/dev/null || true
   done
@@ -534,8 +545,29 @@ remove_network() {
     done
     ip link del "$BRIDGE" 2>/dev/null || log "warning: cannot delete bridge ${BRIDGE}"
   fi
-  # libcni's cache of this network's results
+  # libcni's cache of this network's results, and of the loopback plugin's for our pods
   rm -rf /var/lib/cni/results/"${CNI_NETWORK}"-* 2>/dev/null || true
+  if [[ -f ${dir}/container-ids ]]; then
+    while read -r id; do
+      [[ -n $id ]] && rm -f /var/lib/cni/results/*-"${id}"-* 2>/dev/null
+    done <"${dir}/container-ids"
+  fi
+  return 0
+}
+
+# Directories on the host the node's programs made (none existed before `up`), once empty
+# of anything but what they left: runc's and the shims' run dirs, libcni's cache.
+remove_host_dirs() {
+  local d
+  [[ -f ${dir}/host-dirs.made ]] || return 0
+  while read -r d; do
+    [[ -d $d ]] || continue
+    if [[ -z $(find "$d" -mindepth 1 -not -type d -print -quit) ]]; then
+      rm -rf "$d"
+    else
+      log "warning: ${d} holds files the node did not make; left in place"
+    fi
+  done <"${dir}/host-dirs.made"
 }
 
 remove_rules() {
@@ -544,9 +576,13 @@ remove_rules() {
   if [[ -x ${node_bin}/kube-proxy ]]; then
     "${node_bin}/kube-proxy" --cleanup --v=0 >"${logs}/kube-proxy-cleanup.log" 2>&1 || true
   fi
-  # the kubelet's canary chains, which tell it when the rules were flushed
+  # the kubelet's canary chains, which tell it when the rules were flushed, and the
+  # KUBE-FIREWALL chain (with its jumps from INPUT and OUTPUT)
   for cmd in iptables ip6tables; do
     command -v "$cmd" >/dev/null || continue
+    for from in INPUT OUTPUT; do
+      while "$cmd" -w -t filter -D "$from" -j KUBE-FIREWALL 2>/dev/null; do :; done
+    done
     for table in mangle nat filter; do
       for chain in KUBE-KUBELET-CANARY KUBE-PROXY-CANARY KUBE-FIREWALL; do
         "$cmd" -w -t "$table" -F "$chain" 2>/dev/null && "$cmd" -w -t "$table" -X "$chain" 2>/dev/null || true
@@ -567,9 +603,23 @@ remove_rules() {
   done < <(nft list tables 2>/dev/null)
 }
 
+# What `down` must have removed; prints what is still there.
+remaining_traces() {
+  local d
+  [[ -z $(leftovers) ]] || echo "processes: $(leftovers | tr '\n' ' ')"
+  [[ ! -d /sys/class/net/${BRIDGE} ]] || echo "bridge ${BRIDGE}"
+  ! awk -v d="${dir}/" 'index($2, d) == 1' /proc/self/mounts | grep -q . || echo "mounts under ${dir}"
+  for d in /sys/fs/cgroup/*"${CGROUP_ROOT}" /sys/fs/cgroup"${CGROUP_ROOT}"; do
+    [[ ! -d $d ]] || echo "cgroup ${d}"
+  done
+  ! iptables-save 2>/dev/null | grep -q 'KUBE-' || echo "iptables rules KUBE-*"
+}
+
 cmd_down() {
-  local p
+  local p left
   [[ -d $dir ]] || { log "no real node here"; return 0; }
+  # best effort through every step, then check what is left
+  set +e
   node_bin=$(cat "${dir}/bin-dir" 2>/dev/null || true)
   cp_bin=$("${repo}/hack/build-control-plane.sh" --print-bin-dir 2>/dev/null || true)
   # the kubelet first, so it does not restart what is being stopped
@@ -589,12 +639,15 @@ cmd_down() {
   unmount_all
   remove_network
   remove_rules
+  remove_host_dirs
   restore_sysctls
   # the kubelet's links to the pods' logs
   [[ -d /var/log/containers ]] && find /var/log/containers -maxdepth 1 -lname "${dir}/*" -delete
   if [[ -x ${cp_bin}/kubectl ]] && "${repo}/hack/cluster.sh" status >/dev/null 2>&1; then
     kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
   fi
+  left=$(remaining_traces)
+  [[ -z $left ]] || die "could not remove everything; still there: ${left}"
   [[ $(cat "$HOST_LOCK" 2>/dev/null) == "$dir" ]] && rm -f "$HOST_LOCK"
   rm -rf "$dir" || die "cannot remove ${dir} (something is still mounted?)"
   log "stopped; removed ${dir}"
