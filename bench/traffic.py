@@ -79,14 +79,19 @@ def load_csv(path: Path) -> Outcome:
     return Outcome(Run(results), timeline, "", "")
 
 
-def one_run(driver: Driver, delay: int, rate: float, index: int, log_dir: Path) -> Outcome:
-    ns = fresh_namespace(f"bench-traffic-{delay}-{index}")
+def one_run(
+    driver: Driver, delay: int, rate: float, index: int, log_dir: Path, keepalive: bool = False
+) -> Outcome:
+    kind = "keepalive" if keepalive else "new"
+    ns = fresh_namespace(f"bench-traffic-{kind}-{delay}-{index}")
     op = OperatorProcess(ns, log_dir / f"operator-{delay}-{index}.log")
     op.start()
     try:
         port = deploy_v1(driver, ns, "web")
-        outcome = switch_under_load(driver, ns, "web", port, rate=rate, delay=delay)
-        save_csv(outcome, log_dir / f"requests-{delay}-{index}.csv")
+        outcome = switch_under_load(
+            driver, ns, "web", port, rate=rate, delay=delay, keepalive=keepalive
+        )
+        save_csv(outcome, log_dir / f"requests-{kind}-{delay}-{index}.csv")
         return outcome
     finally:
         op.stop()
@@ -236,6 +241,12 @@ def main() -> int:
     parser.add_argument("--charts", type=Path, default=REPO / "docs", help="where the PNGs go")
     parser.add_argument("--no-charts", action="store_true")
     parser.add_argument(
+        "--keepalive-runs",
+        type=int,
+        default=2,
+        help="runs with keep-alive clients at the first delay (no chart)",
+    )
+    parser.add_argument(
         "--replot", nargs=2, metavar=("CSV", "DELAY"), help="only redraw a saved run's chart"
     )
     args = parser.parse_args()
@@ -257,9 +268,17 @@ def main() -> int:
     try:
         with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
             driver = Driver(api)
-            for delay in (int(d) for d in args.delays.split(",")):
+            delays = [int(d) for d in args.delays.split(",")]
+            for delay in delays if args.runs else []:
                 outcomes = [one_run(driver, delay, args.rate, i, log_dir) for i in range(args.runs)]
                 report(delay, outcomes, charts)
+            if args.keepalive_runs:
+                outcomes = [
+                    one_run(driver, delays[0], args.rate, i, log_dir, keepalive=True)
+                    for i in range(args.keepalive_runs)
+                ]
+                print("\n# keep-alive clients (10 connections, each kept open)")
+                report(delays[0], outcomes, None)
     finally:
         if started:
             realnode.down()

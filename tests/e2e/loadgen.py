@@ -123,6 +123,96 @@ async def _generate(
         await asyncio.gather(*tasks)
 
 
+KEEPALIVE_CONNECTIONS = 10
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+) -> tuple[int, str | None, bool]:
+    """One request on an open keep-alive connection: (status, version, server closes)."""
+    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode(errors="replace")
+    lines = head.split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    version = body.split(b" ", 1)[0].decode(errors="replace").strip() or None
+    return int(lines[0].split()[1]), version, headers.get("connection", "").lower() == "close"
+
+
+async def _keepalive_connection(
+    host: str,
+    port: int,
+    rate: float,
+    max_seconds: float,
+    timeout: float,
+    t0: float,
+    stop: threading.Event,
+    keep: list[Result],
+) -> None:
+    """One client that keeps its connection open, paced at ``rate``. Like common HTTP
+    clients it resends a request once on a fresh connection when a reused one turns out
+    closed by the server before any answer (an idle connection closed at shutdown)."""
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    i = 0
+    while not stop.is_set() and i / rate <= max_seconds:
+        delay = t0 + i / rate - time.monotonic()
+        i += 1
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent = time.monotonic() - t0
+        status: int | None = None
+        version: str | None = None
+        error: str | None = None
+        for attempt in (1, 2):
+            reused = conn is not None
+            try:
+                async with asyncio.timeout(timeout):
+                    if conn is None:
+                        conn = await asyncio.open_connection(host, port)
+                    status, version, closes = await _exchange(*conn, host)
+                error = None
+                if closes:
+                    conn[1].close()
+                    conn = None
+                break
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                error = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+                if conn is not None:
+                    conn[1].close()
+                conn = None
+                stale = reused and isinstance(exc, (asyncio.IncompleteReadError, OSError))
+                if not (stale and attempt == 1):
+                    break
+        keep.append(Result(sent, time.monotonic() - t0, status, version, error))
+    if conn is not None:
+        conn[1].close()
+
+
+async def _generate_keepalive(
+    host: str,
+    port: int,
+    rate: float,
+    max_seconds: float,
+    timeout: float,
+    stop: threading.Event,
+    run: Run,
+    started: Callable[[float], None],
+) -> None:
+    t0 = time.monotonic()
+    run.started_wall = time.time()
+    started(run.started_wall)
+    per_conn = rate / KEEPALIVE_CONNECTIONS
+    await asyncio.gather(
+        *(
+            _keepalive_connection(
+                host, port, per_conn, max_seconds, timeout, t0 + k / rate, stop, run.results
+            )
+            for k in range(KEEPALIVE_CONNECTIONS)
+        )
+    )
+
+
 class LoadGenerator:
     """Runs the generator in its own process: ``start()``, act on the cluster, ``stop()``.
 
@@ -138,10 +228,14 @@ class LoadGenerator:
         rate: float = 150,
         max_seconds: float = 120,
         timeout: float = 2.0,
+        keepalive: bool = False,
     ) -> None:
+        """``keepalive``: 10 clients that each keep one connection open, instead of a new
+        connection per request."""
         if ipaddress.ip_address(host) not in LOOPBACK:
             raise ValueError(f"load goes only to 127.0.0.0/8, not to {host}")
-        self.args = [host, str(port), str(rate), str(max_seconds), str(timeout)]
+        mode = "keepalive" if keepalive else "new"
+        self.args = [host, str(port), str(rate), str(max_seconds), str(timeout), mode]
         self.max_seconds, self.timeout = max_seconds, timeout
         self.run = Run()
         self._proc: subprocess.Popen[str] | None = None
@@ -178,7 +272,7 @@ class LoadGenerator:
         self.stop()
 
 
-def _child(host: str, port: str, rate: str, max_seconds: str, timeout: str) -> None:
+def _child(host: str, port: str, rate: str, max_seconds: str, timeout: str, mode: str) -> None:
     """The generator process: prints ``started <wall time>``, sends until SIGTERM or its
     bounds, then prints every result as one JSON list."""
     with contextlib.suppress(OSError):
@@ -191,19 +285,26 @@ def _child(host: str, port: str, rate: str, max_seconds: str, timeout: str) -> N
     def started(wall: float) -> None:
         print(f"started {wall}", flush=True)
 
-    asyncio.run(
-        _generate(
-            host,
-            int(port),
-            rate_f,
-            int(rate_f * seconds) + 1,
-            seconds,
-            float(timeout),
-            stop,
-            run,
-            started,
+    if mode == "keepalive":
+        asyncio.run(
+            _generate_keepalive(
+                host, int(port), rate_f, seconds, float(timeout), stop, run, started
+            )
         )
-    )
+    else:
+        asyncio.run(
+            _generate(
+                host,
+                int(port),
+                rate_f,
+                int(rate_f * seconds) + 1,
+                seconds,
+                float(timeout),
+                stop,
+                run,
+                started,
+            )
+        )
     json.dump([[r.sent, r.done, r.status, r.version, r.error] for r in run.results], sys.stdout)
 
 
@@ -221,4 +322,4 @@ def per_second(
 
 
 if __name__ == "__main__":
-    _child(*sys.argv[1:6])
+    _child(*sys.argv[1:7])

@@ -106,12 +106,16 @@ def switch_under_load(
     delay: int,
     replicas: int = 3,
     tail: float = 3.0,
+    keepalive: bool = False,
 ) -> Outcome:
     """v1 serving under load; v2 with promote: true; the load runs through the switch and
-    the old color's scale-down, then ``tail`` seconds more."""
+    the old color's scale-down, then ``tail`` seconds more. ``keepalive``: clients that
+    keep their connections open (see ``LoadGenerator``)."""
     old = _active_color(driver, namespace, name)
     new = "green" if old == "blue" else "blue"
-    load = LoadGenerator("127.0.0.1", port, rate=rate, max_seconds=delay + 90).start()
+    load = LoadGenerator(
+        "127.0.0.1", port, rate=rate, max_seconds=delay + 90, keepalive=keepalive
+    ).start()
     try:
         time.sleep(2)  # a baseline of v1 before anything moves
         driver.patch_spec(
