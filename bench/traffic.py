@@ -235,7 +235,7 @@ def report(delay: int, outcomes: list[Outcome], charts: Path | None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--delays", default="30,0", help="scaleDownDelaySeconds values")
     parser.add_argument("--rate", type=float, default=150, help="requests per second")
     parser.add_argument("--charts", type=Path, default=REPO / "docs", help="where the PNGs go")
