@@ -155,7 +155,7 @@ async def _keepalive_connection(
     closed by the server before any answer (an idle connection closed at shutdown)."""
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     i = 0
-    while not stop.is_set() and i / rate <= max_seconds:
+    while not stop.is_set() and i / rate < max_seconds:
         delay = t0 + i / rate - time.monotonic()
         i += 1
         if delay > 0:
