@@ -210,14 +210,21 @@ def report(delay: int, outcomes: list[Outcome], charts: Path | None) -> None:
         kinds += errors_by_kind(o.run)
     if kinds:
         print(f"errors: {dict(kinds)}")
-    print("\n| run | requests | failed | first v2 after switch | last v1 after switch |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "\n| run | requests | failed | first v2 after switch | last v1 after switch "
+        "| prod EndpointSlices without old pods |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     for i, o in enumerate(outcomes, 1):
         first_new, last_old = kube_proxy_lag(o)
         fmt = lambda x: "-" if x is None else f"{x:+.2f} s"  # noqa: E731
+        moved = o.timeline.slices_moved
+        slices = (
+            None if moved is None or o.timeline.switched is None else moved - o.timeline.switched
+        )
         print(
             f"| {i} | {len(o.run.results)} | {len(o.run.failures)} | {fmt(first_new)} "
-            f"| {fmt(last_old)} |"
+            f"| {fmt(last_old)} | {fmt(slices)} |"
         )
     for i, o in enumerate(outcomes, 1):
         switched = o.timeline.switched or 0.0

@@ -27,6 +27,7 @@ class Timeline:
     patched: float | None = None  # the new version (or the rollback) was applied
     preview_ready: float | None = None  # preview EndpointSlices list every new pod ready
     switched: float | None = None  # the prod Service selects the new color
+    slices_moved: float | None = None  # its EndpointSlices list no pod of the old color
     scaled_down: float | None = None  # the old color's Deployment is at 0 replicas
     old_pods_gone: float | None = None  # no pod of the old color exists any more
 
@@ -55,6 +56,17 @@ def deploy_v1(driver: Driver, namespace: str, name: str, **extra: object) -> int
 def _color_pods(driver: Driver, namespace: str, name: str, color: str) -> list[Obj]:
     """Every pod of one color, terminating ones included."""
     return driver.list("Pod", namespace, f"bluegreen.dev/app={name},{COLOR}={color}")
+
+
+def _endpoint_pods(driver: Driver, namespace: str, service: str) -> set[str]:
+    """Pods a Service's EndpointSlices list, ready or not."""
+    slices = driver.list("EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
+    return {
+        ep["targetRef"]["name"]
+        for s in slices
+        for ep in s.get("endpoints") or []
+        if ep.get("targetRef")
+    }
 
 
 def _active_color(driver: Driver, namespace: str, name: str) -> str:
@@ -86,6 +98,10 @@ def _watch(
                 tl.preview_ready = now
         if tl.switched is None and driver.selector_color(namespace, name) == new:
             tl.switched = now
+        if tl.switched is not None and tl.slices_moved is None:
+            old_pods = {p["metadata"]["name"] for p in _color_pods(driver, namespace, name, old)}
+            if not _endpoint_pods(driver, namespace, name) & old_pods:
+                tl.slices_moved = now
         if tl.switched is not None and tl.scaled_down is None:
             dep = driver.deployment(namespace, f"{name}-{old}")
             if dep is not None and dep["spec"]["replicas"] == 0:
