@@ -40,6 +40,19 @@ cluster: binaries ## start the local control plane (reuses one already up)
 cluster-down: ## stop the local control plane and remove its state
 	hack/cluster.sh down
 
+.PHONY: node-binaries
+node-binaries: ## build (or reuse) the real node's binaries and images, where this host can run one
+	@if why=$$(hack/real-node.sh check-host); then hack/build-node.sh && hack/node-images.sh; \
+	else echo "no real node on this host ($$why): its tests will skip"; fi
+
+.PHONY: real-node
+real-node: cluster node-binaries ## add a real node (containerd, kubelet, kube-proxy) beside the kwok nodes
+	hack/real-node.sh up
+
+.PHONY: real-node-down
+real-node-down: ## remove the real node and every trace of it on the host
+	hack/real-node.sh down
+
 .PHONY: crds
 crds: venv ## generate crds/ from the pydantic models
 	$(PY) -m bluegreen.crdgen crds/
@@ -58,12 +71,16 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd ## everything, set-up included
+test: venv lint binaries argocd node-binaries ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: bench
 bench: venv binaries ## benchmarks on the local control plane: switch latency, scale, idle writes
 	$(PY) bench/benchmark.py $(ARGS)
+
+.PHONY: bench-traffic
+bench-traffic: venv binaries node-binaries ## switches under real traffic on a real node: tables and charts
+	$(PY) bench/traffic.py $(ARGS)
 
 .PHONY: run
 run: venv binaries ## local control plane if needed, the CRDs, then the operator in the foreground

@@ -3,10 +3,11 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (a fake kubelet
 #   that keeps 3 fake Nodes Ready and turns scheduled pods Running/Ready with pod IPs).
 #
-# Usage: hack/cluster.sh up|down|status|env
+# Usage: hack/cluster.sh up [--real-node]|down|status|env
 #   up      start what is not running yet (idempotent), wait for /readyz and 3 Ready nodes,
-#           then print `export KUBECONFIG=...`
-#   down    stop every process `up` started and remove .cluster/
+#           then print `export KUBECONFIG=...`; with --real-node also a real node beside
+#           them (hack/real-node.sh: containerd, kubelet, kube-proxy; needs root)
+#   down    stop every process `up` started (the real node first) and remove .cluster/
 #   status  exit 0 when every component runs and the API server is ready
 #   env     print the exports that point a shell at the cluster and its kubectl
 #
@@ -381,6 +382,9 @@ cmd_up() {
 
 cmd_down() {
   local name pid i left
+  if [[ -d ${dir}/node ]]; then
+    "${repo}/hack/real-node.sh" down || die "could not remove the real node; see above"
+  fi
   # reverse order: the API server's clients first, etcd last
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     name=${COMPONENTS[$i]}
@@ -408,7 +412,13 @@ cmd_down() {
 }
 
 case ${1:-} in
-  up) cmd_up ;;
+  up)
+    case ${2:-} in
+      "") cmd_up ;;
+      --real-node) cmd_up && "${repo}/hack/real-node.sh" up ;;
+      *) echo "usage: $0 up [--real-node]" >&2; exit 2 ;;
+    esac
+    ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;

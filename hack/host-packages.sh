@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages the real node needs when they are missing:
+#   build:    libseccomp-dev (runc with seccomp), gcc (the static pause binary)
+#   run time: nftables, iptables (the kubelet's canary chains, kube-proxy in iptables mode),
+#             conntrack (kube-proxy flushes stale UDP/NAT entries), libseccomp2
+# Runs `apt-get update` once before the first install; does nothing when all are present.
+#
+# Usage: hack/host-packages.sh build|run|all
+set -euo pipefail
+
+log() { printf 'host-packages: %s\n' "$*" >&2; }
+
+build_pkgs=(libseccomp-dev gcc pkg-config)
+run_pkgs=(nftables iptables conntrack libseccomp2 iproute2)
+
+case ${1:-all} in
+  build) wanted=("${build_pkgs[@]}") ;;
+  run) wanted=("${run_pkgs[@]}") ;;
+  all) wanted=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
+  *) log "usage: $0 build|run|all"; exit 2 ;;
+esac
+
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+command -v apt-get >/dev/null || { log "missing ${missing[*]} and no apt-get: install them with your package manager"; exit 1; }
+[[ $(id -u) == 0 ]] || { log "missing ${missing[*]}: run as root (or install them yourself)"; exit 1; }
+log "installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

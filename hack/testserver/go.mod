@@ -1,0 +1,3 @@
+module bluegreen-operator/hack/testserver
+
+go 1.26.0

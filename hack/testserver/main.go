@@ -1,0 +1,76 @@
+// Command testserver is the tiny HTTP server the real-traffic tests deploy with the
+// operator. It is built statically into an image archive by hack/node-images.sh.
+//
+//	GET /         200, body "<VERSION> <hostname>\n", header X-Version: <VERSION>
+//	GET /healthz  200 while ready; 503 when READY_FAIL is set (a version whose readiness
+//	              probe never passes) or once SIGTERM arrived
+//
+// On SIGTERM it stops accepting connections, lets in-flight requests finish and exits:
+// the plain graceful shutdown of a well-behaved app, with nothing that hides a switch
+// that removes pods too early.
+//
+// Environment: VERSION (default "unknown"), PORT (default 8080), READY_FAIL.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	version := envOr("VERSION", "unknown")
+	addr := ":" + envOr("PORT", "8080")
+	host, _ := os.Hostname()
+	var stopping atomic.Bool
+	readyFails := os.Getenv("READY_FAIL") != ""
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if readyFails || stopping.Load() {
+			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Version", version)
+		fmt.Fprintf(w, "%s %s\n", version, host)
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	done := make(chan struct{})
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		stopping.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Printf("shutdown: %v", err)
+		}
+		close(done)
+	}()
+
+	log.Printf("testserver %s listening on %s", version, addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		log.Fatal(err)
+	}
+	<-done
+	log.Printf("testserver %s stopped", version)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}

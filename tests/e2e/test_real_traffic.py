@@ -1,0 +1,129 @@
+"""Real pods, real traffic: the zero-error switch under load, as users test it.
+
+Pods run on the real node (hack/real-node.sh: containerd, runc, CNI bridge, kubelet,
+kube-proxy) beside the kwok nodes; an open-loop load generator on the host sends every
+request through kube-proxy and the prod Service's selector, to the Service's NodePort on
+127.0.0.1 (load only ever goes to this machine's loopback). Every request is recorded.
+
+These tests need root and host features (bridges, overlayfs, cgroups); without them they
+skip with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import realnode
+from driver import Driver
+from kubehelpers import KubeCluster
+from loadgen import Run
+from operator_process import OperatorProcess
+from traffic import deploy_v1, rollback_under_load, switch_under_load, unready_version_under_load
+
+pytestmark = pytest.mark.e2e
+
+# Modest: the machine has 2 cores shared by the control plane, the node, the operator,
+# the pods and the generator itself.
+RATE = 150
+
+
+@pytest.fixture(scope="session")
+def real_node(kube_cluster: KubeCluster) -> Iterator[None]:
+    """The real node, started for this session (and removed at its end) unless it was up."""
+    reason = realnode.unsupported_reason()
+    if reason:
+        pytest.skip(f"this host cannot run a real node: {reason}")
+    started = realnode.up()
+    yield
+    if started:
+        realnode.down()
+
+
+def describe(run: Run) -> str:
+    failures = run.failures
+    sample = ", ".join(f"{r.sent:.2f}s {r.status} {r.error}" for r in failures[:10])
+    return (
+        f"{len(run.results)} requests, {len(failures)} failed "
+        f"(first: {sample or '-'}), versions {dict(run.versions())}"
+    )
+
+
+def test_switch_under_load_loses_no_request(
+    real_node: None, operator: OperatorProcess, driver: Driver, namespace: str
+) -> None:
+    port = deploy_v1(driver, namespace, "web")
+
+    outcome = switch_under_load(driver, namespace, "web", port, rate=RATE, delay=30)
+
+    run, tl = outcome.run, outcome.timeline
+    print(describe(run), tl)
+    assert tl.preview_ready is not None and tl.switched is not None, tl
+    assert tl.scaled_down is not None and tl.old_pods_gone is not None, (
+        f"the old color was not scaled down while the load ran: {tl}"
+    )
+    # the load covered the switch, the scale-down and the old pods' end
+    assert run.results[-1].sent > tl.old_pods_gone, (run.results[-1], tl)
+    assert not run.failures, describe(run)
+    versions = run.versions()
+    assert versions["v1"] > 0 and versions["v2"] > 0, describe(run)
+    assert not run.went_back("v1", "v2"), (
+        f"v1 answered after v2 had: {run.went_back('v1', 'v2')[:5]}"
+    )
+    # after the old pods are gone only v2 can answer
+    assert {r.version for r in run.results if r.sent > tl.old_pods_gone} == {"v2"}
+
+
+def test_rollback_within_the_delay_is_instant_and_loses_no_request(
+    real_node: None, operator: OperatorProcess, driver: Driver, namespace: str
+) -> None:
+    port = deploy_v1(driver, namespace, "web")
+    old_pods = {p["metadata"]["uid"] for p in driver.pods(namespace, "bluegreen.dev/app=web")}
+
+    outcome, back = rollback_under_load(driver, namespace, "web", port, rate=RATE, delay=60)
+
+    run = outcome.run
+    print(describe(run), outcome.timeline, f"back at {back}")
+    assert outcome.timeline.switched is not None, outcome.timeline
+    assert back is not None, "prod never selected the old color again"
+    app = driver.wait_app(namespace, "web", timeout=30, phase="Healthy")
+    assert app["status"]["activeColor"] == outcome.old_color
+    # instant: v1's pods were never replaced, the rollback created none for it
+    old_still = {
+        p["metadata"]["uid"]
+        for p in driver.pods(
+            namespace, f"bluegreen.dev/app=web,bluegreen.dev/color={outcome.old_color}"
+        )
+    }
+    assert old_still == old_pods, (old_pods, old_still)
+    assert not run.failures, describe(run)
+    answered_after = {r.version for r in run.results if r.sent > back + 2}
+    assert answered_after == {"v1"}, describe(run)
+    assert run.versions()["v2"] > 0, describe(run)
+
+
+def test_unready_version_never_gets_prod_traffic(
+    real_node: None, operator: OperatorProcess, driver: Driver, namespace: str
+) -> None:
+    port = deploy_v1(driver, namespace, "web")
+    old_color = driver.selector_color(namespace, "web")
+
+    run = unready_version_under_load(driver, namespace, "web", port, rate=RATE, seconds=20)
+
+    print(describe(run))
+    assert not run.failures, describe(run)
+    assert set(run.versions()) == {"v1"}, describe(run)
+    assert len(run.results) > RATE * 15, describe(run)
+    # the new pods really run (their readiness probe fails, they did not crash or stay pending)
+    new_color = "green" if old_color == "blue" else "blue"
+    new_pods = driver.pods(namespace, f"bluegreen.dev/app=web,bluegreen.dev/color={new_color}")
+    assert len(new_pods) == 3
+    for pod in new_pods:
+        statuses = pod["status"].get("containerStatuses") or []
+        assert statuses and statuses[0].get("state", {}).get("running"), pod["status"]
+        assert statuses[0]["ready"] is False, pod["status"]
+    app = driver.app(namespace, "web")
+    assert driver.selector_color(namespace, "web") == old_color
+    assert app["status"]["phase"] == "Progressing", app["status"]
+    assert "0/3 pods available" in app["status"]["message"], app["status"]
