@@ -33,6 +33,11 @@ Kind = Literal["Deployment", "Service", "Ingress"]
 
 # A safety net only: the EndpointSlice event that drops the old pods wakes the app first.
 RECHECK_PROD_ENDPOINTS = 5.0
+# Below this, the previous color may be gone before every node's kube-proxy follows the
+# switch: measured on a real node, kube-proxy applied it up to ~1.1 s after the selector
+# write, and with a delay of 0 requests failed in most runs (docs/benchmarks.md). Not
+# refused (a test cluster, an app without Service traffic may want it): warned about.
+SAFE_SCALE_DOWN_DELAY = 5
 Verb = Literal["create", "update", "delete"]
 
 
@@ -104,6 +109,8 @@ class Plan:
     status_unswitched: Status | None = None
     # Children of this app's names that belong to someone else, as "Kind name".
     conflicts: tuple[str, ...] = ()
+    # A Warning Event to post once the switch is written.
+    switch_warning: str | None = None
 
     @property
     def switch(self) -> Action | None:
@@ -320,6 +327,18 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
         decision.requeue_after,
         decision.status_unswitched,
         conflicts=tuple(f"{kind} {name}" for kind, name in conflicts),
+        switch_warning=_short_delay_warning(app) if decision.switched else None,
+    )
+
+
+def _short_delay_warning(app: App) -> str | None:
+    delay = app.spec.scaleDownDelaySeconds
+    if delay >= SAFE_SCALE_DOWN_DELAY:
+        return None
+    return (
+        f"scaleDownDelaySeconds is {delay}: the previous color may be scaled down before "
+        "kube-proxy on every node follows the switch (about a second, more on large "
+        f"clusters), and requests to it would fail; {SAFE_SCALE_DOWN_DELAY} or more is safe"
     )
 
 

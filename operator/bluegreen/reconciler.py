@@ -157,6 +157,8 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
         outcome.done.append(action)
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
         kube.post_event(app_body, "Normal", action.reason, action.why)
+    if the_plan.switch_warning and the_plan.switch in outcome.done:
+        kube.post_event(app_body, "Warning", "ShortScaleDownDelay", the_plan.switch_warning)
     return outcome
 
 

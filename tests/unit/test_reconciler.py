@@ -46,6 +46,7 @@ class FakeApi(Kube):
         self.faults: dict[tuple[str, str], Callable[[], Exception]] = {}
         self.log: list[tuple[str, str]] = []
         self.status_patches: list[Obj] = []
+        self.events: list[Obj] = []
         self._rv = 100
 
     def fail(self, method: str, path: str, error: Callable[[], Exception]) -> None:
@@ -79,6 +80,7 @@ class FakeApi(Kube):
             return copy.deepcopy(self.objects[path])
         if method == "POST":
             if path == EVENTS:
+                self.events.append(body)
                 return {}
             target = f"{path}/{body['metadata']['name']}"
             if target in self.objects:
@@ -336,3 +338,15 @@ def test_status_written_is_valid_json_and_round_trips() -> None:
     assert json.loads(json.dumps(patch)) == patch
     assert patch["lastSwitchTime"] == "2026-11-26T12:00:00Z"
     assert patch["previousRevision"] is not None
+
+
+@pytest.mark.parametrize("delay, warned", [(0, True), (4, True), (5, False), (30, False)])
+def test_a_switch_with_a_delay_below_kube_proxys_lag_is_warned_about(
+    delay: int, warned: bool
+) -> None:
+    api = preview_ready_for_switch()
+    api.objects[APP_PATH]["spec"]["scaleDownDelaySeconds"] = delay
+    reconciler.reconcile(api, NS, NAME, clock)
+    assert prod_color(api) == "green"
+    reasons = [e["reason"] for e in api.events]
+    assert ("ShortScaleDownDelay" in reasons) is warned
