@@ -385,6 +385,9 @@ def kustomize_namespaced(namespace: str, tmp_path: Path) -> list[Obj]:
     return list(yaml.safe_load_all(rendered))
 
 
+POD_NAME = "bluegreen-operator-7c9f8d-x2x4q"
+
+
 def container_env(container: Obj, image_env: dict[str, str], namespace: str) -> dict[str, str]:
     """The image's ENV, then the container's env (the downward API resolved)."""
     env = dict(image_env)
@@ -393,8 +396,9 @@ def container_env(container: Obj, image_env: dict[str, str], namespace: str) -> 
             env[var["name"]] = var["value"]
         else:
             field = var["valueFrom"]["fieldRef"]["fieldPath"]
-            assert field == "metadata.namespace", f"cannot resolve {field}"
-            env[var["name"]] = namespace
+            resolved = {"metadata.namespace": namespace, "metadata.name": POD_NAME}
+            assert field in resolved, f"cannot resolve {field}"
+            env[var["name"]] = resolved[field]
     return env
 
 

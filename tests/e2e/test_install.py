@@ -176,15 +176,15 @@ def test_operator_pod_is_admitted_under_the_restricted_pod_security_level(
 
     def available() -> Obj | None:
         dep = driver.deployment(SYSTEM, SA)
-        return dep if dep and (dep.get("status") or {}).get("availableReplicas") == 1 else None
+        return dep if dep and (dep.get("status") or {}).get("availableReplicas") == 2 else None
 
     dep = wait_for(available, timeout=60, what="the operator Deployment's pod")
     pod_spec = dep["spec"]["template"]["spec"]
     (container,) = pod_spec["containers"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod_spec["securityContext"]["runAsUser"] == 65532
-    assert dep["spec"]["replicas"] == 1
-    assert dep["spec"]["strategy"]["type"] == "Recreate"
+    assert dep["spec"]["replicas"] == 2  # one leads, one stands by
+    assert "--leader-elect" in container["args"]
     # The liveness probe asks the port the operator serves its liveness endpoint on.
     probe_port = container["livenessProbe"]["httpGet"]["port"]
     (port,) = [p for p in container["ports"] if probe_port in (p["name"], p["containerPort"])]
@@ -230,6 +230,28 @@ def test_operator_as_its_service_account_releases_an_app_without_a_refusal(
     )
     driver.wait_app(namespace, APP, phase="Healthy", activeColor="green")
     assert_never_refused(op)
+
+
+@pytest.mark.parametrize(
+    "verb, lease, namespace, allowed",
+    [
+        ("get", "bluegreen-operator", SYSTEM, True),
+        ("update", "bluegreen-operator", SYSTEM, True),
+        ("create", "", SYSTEM, True),
+        ("delete", "bluegreen-operator", SYSTEM, False),
+        ("update", "someone-elses-lease", SYSTEM, False),
+        ("update", "bluegreen-operator", "some-team", False),
+        ("create", "", "some-team", False),
+    ],
+)
+def test_leader_election_needs_one_lease_in_the_operators_namespace_only(
+    installed: str, verb: str, lease: str, namespace: str, allowed: bool
+) -> None:
+    resource = f"leases.coordination.k8s.io/{lease}" if lease else "leases.coordination.k8s.io"
+    result = kubectl(
+        "auth", "can-i", verb, resource, "-n", namespace, f"--as={sa_user(SYSTEM)}", check=False
+    )
+    assert (result.returncode == 0) is allowed, result.stdout + result.stderr
 
 
 def _rights(*rows: tuple[str, str, bool], where: str = "ns") -> list[Any]:
