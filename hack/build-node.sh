@@ -24,12 +24,11 @@ MODULES=(node-k8s node-containerd node-runc node-cni)
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools=$repo/hack/tools
-cache=${BLUEGREEN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen-operator}
+LOG_PREFIX=build-node
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 
-log() { printf 'build-node: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-cache_key() {
+pins() {
   {
     echo "build-script-version=${BUILD_SCRIPT_VERSION}"
     local m f
@@ -39,24 +38,10 @@ cache_key() {
         cat "${tools}/${m}/${f}"
       done
     done
-  } | sha256sum | cut -c1-16
+  } | cache_key
 }
 
-bin_dir=${cache}/bin/node-$(cache_key)
-
-if [[ ${1:-} == --print-bin-dir ]]; then
-  echo "$bin_dir"
-  [[ -f ${bin_dir}/.complete ]]
-  exit
-elif [[ $# -gt 0 ]]; then
-  die "unknown argument: $1 (usage: $0 [--print-bin-dir])"
-fi
-
-if [[ -f ${bin_dir}/.complete ]]; then
-  log "node binaries are up to date"
-  echo "$bin_dir"
-  exit 0
-fi
+use_cached_build bin "node-$(pins)" "$@"
 
 # runc links libseccomp (cgo); pause is a static C program.
 "$repo/hack/host-packages.sh" build
@@ -71,10 +56,7 @@ if [[ $(printf '%s\n%s\n' "$min_go" "$have_go" | sort -V | head -1) != "$min_go"
   die "Go ${have_go} is too old, these pins need Go ${min_go} or newer"
 fi
 
-mkdir -p "${cache}/bin"
-tmp=$(mktemp -d "${cache}/bin/.build-node-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp"
+start_build
 mkdir "$tmp/cni"
 
 jobs=${BUILD_JOBS:-2}
@@ -135,12 +117,6 @@ runc ${runc_version}
 cni-plugins ${cni_version}
 go $(go env GOVERSION)
 EOV
-touch "$tmp/.complete"
-
-if mv -T "$tmp" "$bin_dir" 2>/dev/null; then
-  trap - EXIT
-else
-  [[ -f ${bin_dir}/.complete ]] || die "cannot move the build into ${bin_dir}"
-fi
+finish_build
 log "built in $((SECONDS - start))s: $(tr '\n' ' ' <"${bin_dir}/VERSIONS")"
 echo "$bin_dir"

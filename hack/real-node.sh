@@ -56,8 +56,10 @@ SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
   kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward
   net.ipv4.conf.all.route_localnet net.ipv4.conf.lo.route_localnet)
 
-log() { printf 'real-node: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+LOG_PREFIX=real-node
+DOWN_COMMAND="hack/real-node.sh down"
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 
 kubectl() { "${cp_bin}/kubectl" --kubeconfig="${cluster}/kubeconfig" "$@"; }
 
@@ -83,18 +85,10 @@ oom_adj_allowed() { sh -c 'echo -999 >/proc/self/oom_score_adj' 2>/dev/null; }
 
 # --- processes -------------------------------------------------------------------------------
 
-pid_of() { [[ -f ${pids}/$1.pid ]] && cat "${pids}/$1.pid"; }
-
 is_ours() {
   local pid=$1
   [[ -n $pid && -r /proc/${pid}/cmdline ]] || return 1
   tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -qF -- "${dir}/"
-}
-
-running() {
-  local pid
-  pid=$(pid_of "$1") || return 1
-  is_ours "$pid"
 }
 
 start() {
@@ -105,23 +99,6 @@ start() {
   echo $! >"${pids}/${name}.pid"
 }
 
-failed() {
-  log "error: $1 $2; its log is ${logs}/$1.log, last lines:"
-  tail -n 25 "${logs}/$1.log" 2>/dev/null | sed 's/^/    /' >&2 || true
-  log "remove the rest with: hack/real-node.sh down"
-  exit 1
-}
-
-wait_until() {
-  local name=$1 timeout=$2
-  shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    running "$name" || failed "$name" "exited during startup"
-    ((SECONDS < deadline)) || failed "$name" "was not ready after ${timeout}s"
-    sleep 0.2
-  done
-}
 
 # Processes started from this node's binaries with this node's dir in their arguments
 # (the shims and the pods' processes are handled through their cgroups).
