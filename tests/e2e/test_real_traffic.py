@@ -12,15 +12,18 @@ skip with the reason.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import realnode
 from driver import Driver
-from kubehelpers import KubeCluster
+from kubehelpers import KubeCluster, wait_for
 from loadgen import Run
 from operator_process import OperatorProcess
 from traffic import deploy_v1, rollback_under_load, switch_under_load, unready_version_under_load
+
+Obj = dict[str, Any]
 
 pytestmark = pytest.mark.e2e
 
@@ -117,12 +120,17 @@ def test_unready_version_never_gets_prod_traffic(
     assert len(run.results) > RATE * 15, describe(run)
     # the new pods really run (their readiness probe fails, they did not crash or stay pending)
     new_color = "green" if old_color == "blue" else "blue"
-    new_pods = driver.pods(namespace, f"bluegreen.dev/app=web,bluegreen.dev/color={new_color}")
-    assert len(new_pods) == 3
-    for pod in new_pods:
-        statuses = pod["status"].get("containerStatuses") or []
-        assert statuses and statuses[0].get("state", {}).get("running"), pod["status"]
-        assert statuses[0]["ready"] is False, pod["status"]
+    selector = f"bluegreen.dev/app=web,bluegreen.dev/color={new_color}"
+
+    def running_unready() -> list[Obj] | None:
+        pods = driver.pods(namespace, selector)
+        states = [(p["status"].get("containerStatuses") or [{}])[0] for p in pods]
+        ok = len(pods) == 3 and all(s.get("state", {}).get("running") for s in states)
+        return pods if ok else None
+
+    # A busy machine may still be starting the last container: wait for it to run.
+    for pod in wait_for(running_unready, timeout=60, what="3 new pods running"):
+        assert pod["status"]["containerStatuses"][0]["ready"] is False, pod["status"]
     app = driver.app(namespace, "web")
     assert driver.selector_color(namespace, "web") == old_color
     assert app["status"]["phase"] == "Progressing", app["status"]
