@@ -28,13 +28,12 @@ kubeconfig=${repo}/.cluster/kubeconfig
 HOST=127.0.0.1
 NAMESPACE=argocd
 
+LOG_PREFIX=argocd
+DOWN_COMMAND="hack/argocd.sh down"
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 # A running Argo CD keeps the ports it was started with.
-if [[ -f ${dir}/ports ]]; then
-  PORT_OFFSET=$(cat "${dir}/ports")
-else
-  PORT_OFFSET=${BLUEGREEN_PORT_OFFSET:-0}
-fi
-[[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { echo "argocd: BLUEGREEN_PORT_OFFSET must be a number" >&2; exit 2; }
+PORT_OFFSET=$(port_offset)
 REDIS_PORT=$((26379 + PORT_OFFSET))
 REPO_SERVER_PORT=$((28081 + PORT_OFFSET))
 REPO_SERVER_METRICS_PORT=$((28084 + PORT_OFFSET))
@@ -43,10 +42,6 @@ REPO_SERVER_METRICS_PORT=$((28084 + PORT_OFFSET))
 CONTROLLER_METRICS_PORT=$((28082 + PORT_OFFSET))
 COMPONENTS=(redis-server argocd-repo-server argocd-application-controller)
 
-LOG_PREFIX=argocd
-DOWN_COMMAND="hack/argocd.sh down"
-# shellcheck source=hack/lib.sh
-. "${repo}/hack/lib.sh"
 
 # --- processes ---------------------------------------------------------------------------
 # Each component runs in its own directory under .argocd/; a pid counts as ours only while

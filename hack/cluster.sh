@@ -24,14 +24,13 @@ pids=${dir}/pids
 kubeconfig=${dir}/kubeconfig
 
 HOST=127.0.0.1
+LOG_PREFIX=cluster
+DOWN_COMMAND="hack/cluster.sh down"
+# shellcheck source=hack/lib.sh
+. "${repo}/hack/lib.sh"
 # Fixed ports away from the usual ones. BLUEGREEN_PORT_OFFSET (default 0) shifts them all,
 # for a second clone's cluster; `up` records it in .cluster/ports for the other commands.
-if [[ -f ${dir}/ports ]]; then
-  PORT_OFFSET=$(cat "${dir}/ports")
-else
-  PORT_OFFSET=${BLUEGREEN_PORT_OFFSET:-0}
-fi
-[[ $PORT_OFFSET =~ ^[0-9]+$ ]] || { echo "cluster: BLUEGREEN_PORT_OFFSET must be a number" >&2; exit 2; }
+PORT_OFFSET=$(port_offset)
 ETCD_PORT=$((23790 + PORT_OFFSET))
 ETCD_PEER_PORT=$((23800 + PORT_OFFSET))
 APISERVER_PORT=$((16443 + PORT_OFFSET))
@@ -44,10 +43,6 @@ POD_CIDR=10.244.0.0/16
 NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-LOG_PREFIX=cluster
-DOWN_COMMAND="hack/cluster.sh down"
-# shellcheck source=hack/lib.sh
-. "${repo}/hack/lib.sh"
 
 # --- processes ---------------------------------------------------------------------------
 

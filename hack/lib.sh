@@ -52,6 +52,16 @@ finish_build() {
   fi
 }
 
+# port_offset: what shifts every port of the sourcing script's components, for a second
+# clone beside the first: BLUEGREEN_PORT_OFFSET (default 0), or, once `up` recorded it in
+# ${dir}/ports, that one (running components keep the ports they were started with).
+port_offset() {
+  local offset=${BLUEGREEN_PORT_OFFSET:-0}
+  [[ -f ${dir}/ports ]] && offset=$(cat "${dir}/ports")
+  [[ $offset =~ ^[0-9]+$ ]] || { log "error: BLUEGREEN_PORT_OFFSET must be a number"; exit 2; }
+  echo "$offset"
+}
+
 # --- background components -----------------------------------------------------------------
 # The sourcing script sets pids and logs (directories), COMPONENTS, DOWN_COMMAND, and
 # defines `is_ours PID NAME` (does this pid still run our component?) and `healthy NAME`.
