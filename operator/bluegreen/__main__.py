@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 import kubernetes
 
+from bluegreen import store
 from bluegreen.kube import Kube
 from bluegreen.leader import LeaderElector, LeaseSettings
 
@@ -160,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     from bluegreen import handlers  # registers the Kopf handlers
 
     try:
-        kube = Kube.from_environment(pool_size=handlers.CONCURRENCY * 2, timeout=REQUEST_SECONDS)
+        # Workers' requests, and one long-held connection per watch.
+        watches = len(store.CHILD_KINDS) * max(1, len(args.namespace))
+        pool_size = handlers.CONCURRENCY * 2 + watches
+        kube = Kube.from_environment(pool_size=pool_size, timeout=REQUEST_SECONDS)
     except kubernetes.config.ConfigException as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
 
@@ -186,7 +190,7 @@ def run_operator(kube: Kube, args: argparse.Namespace) -> None:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(kube=kube),
+        memo=kopf.Memo(kube=kube, namespaces=list(args.namespace)),
     )
 
 

@@ -13,11 +13,12 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import kubernetes
+from kubernetes.watch.watch import iter_resp_lines
 
 from bluegreen import names
 from bluegreen.clock import format_time, utcnow
@@ -141,8 +142,10 @@ class Kube:
 
     @staticmethod
     def path(kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+        """The object's (or with no name, the collection's) path; namespace "" means the
+        collection across all namespaces."""
         base, plural = _BASES[kind]
-        path = f"{base}/namespaces/{quote(namespace)}/{plural}"
+        path = f"{base}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{base}/{plural}"
         if name:
             path += f"/{quote(name)}"
         if sub:
@@ -171,10 +174,40 @@ class Kube:
         )
         return list(found.get("items") or [])
 
-    def endpoints_of_service(self, namespace: str, service: str) -> list[Obj]:
-        """All endpoints of all EndpointSlices of a Service."""
-        slices = self.select("EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
-        return [ep for s in slices for ep in s.get("endpoints") or []]
+    def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
+        """The whole list answer (its resourceVersion too), in one namespace or ("") all."""
+        return self._request(
+            "GET", self.path(kind, namespace), query={"labelSelector": label_selector}
+        )
+
+    def watch_lines(
+        self, kind: str, namespace: str, query: Mapping[str, str], read_timeout: float
+    ) -> Iterator[str]:
+        """Open a watch; the lines of its stream, one event each, until the API server ends
+        it (or nothing arrives for ``read_timeout``: a dead connection raises)."""
+        with self._lock:
+            self.requests["WATCH"] += 1
+        path = self.path(kind, namespace)
+        method, url, headers, body, _ = self._client.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=[*query.items(), ("watch", "true")],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self._client.call_api(
+            method,
+            url,
+            header_params=headers,
+            body=body,
+            _request_timeout=(self._timeout, read_timeout),
+        )
+        urllib3_response = response.response
+        if not 200 <= urllib3_response.status < 300:
+            raise _error_from(
+                urllib3_response.status, urllib3_response.reason, urllib3_response.read()
+            )
+        return _lines(urllib3_response)
 
     # ------------------------------------------------------------------ writes
 
@@ -199,10 +232,11 @@ class Kube:
             if err.status != 404:
                 raise
 
-    def patch_app_status(self, namespace: str, name: str, status: Obj) -> None:
-        """Merge-patch the BlueGreenApp's status subresource; the app being gone is fine."""
+    def patch_app_status(self, namespace: str, name: str, status: Obj) -> Obj | None:
+        """Merge-patch the BlueGreenApp's status subresource: the app as it is then, or
+        None when it is gone (which is fine)."""
         try:
-            self._request(
+            return self._request(
                 "PATCH",
                 self.path(KIND, namespace, name, "status"),
                 body={"status": status},
@@ -211,6 +245,7 @@ class Kube:
         except ApiError as err:
             if err.status != 404:
                 raise
+            return None
 
     def post_event(self, app: Obj, type_: str, reason: str, message: str) -> None:
         """Record an Event on the BlueGreenApp (`kubectl describe bga` shows it).
@@ -248,6 +283,13 @@ class Kube:
             log.warning(
                 "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err
             )
+
+
+def _lines(response: Any) -> Iterator[str]:
+    try:
+        yield from iter_resp_lines(response)  # type: ignore[no-untyped-call]
+    finally:
+        response.release_conn()
 
 
 def _error_from(status: int, reason: str | None, raw: bytes | None) -> ApiError:
