@@ -281,6 +281,7 @@ RIGHTS = _rights(
     ("delete", "deployments.apps", False),
     ("update", "deployments.apps/scale", False),
     ("list", "replicasets.apps", True),
+    ("watch", "replicasets.apps", True),
     ("get", "replicasets.apps", False),
     ("update", "replicasets.apps", False),
     ("get", "services", True),
