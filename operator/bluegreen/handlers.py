@@ -178,6 +178,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = True
     # The operator posts its own Events; Kopf's would be about its own internals.
     settings.posting.enabled = False
+    memo.kube.post_events_in_background()
     runtime = Runtime(memo.kube, list(memo.namespaces))
     memo.runtime = runtime
     # Kopf watches the apps only once this returns: their first passes find the store full.

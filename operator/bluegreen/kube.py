@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import queue
 import threading
 import uuid
 from collections import Counter
@@ -77,6 +78,7 @@ class Kube:
         self._may_write = may_write
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()  # method -> count, for tests and benchmarks
+        self._event_queue: queue.Queue[Obj] | None = None
 
     @classmethod
     def from_environment(cls, pool_size: int = 16, timeout: float = 30.0) -> Kube:
@@ -88,6 +90,19 @@ class Kube:
             kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
         config.connection_pool_maxsize = pool_size
         return cls(kubernetes.client.ApiClient(configuration=config), timeout)
+
+    def post_events_in_background(self, capacity: int = 10_000) -> None:
+        """From now on Events are posted by a thread of their own, in order: a reconcile
+        does not wait for them (the next write of a release, a switch, comes sooner).
+        Past ``capacity`` waiting Events (the API server away for long), new ones are
+        dropped with a log line: they are best-effort, and memory stays bounded."""
+        self._event_queue = queue.Queue(maxsize=capacity)
+        threading.Thread(target=self._post_queued_events, name="events", daemon=True).start()
+
+    def _post_queued_events(self) -> None:
+        assert self._event_queue is not None
+        while True:
+            self._post(self._event_queue.get())
 
     def fenced(self, may_write: Callable[[], bool]) -> Kube:
         """A facade on the same connection pool (and request counts) whose writes ask
@@ -277,11 +292,26 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
+        if self._event_queue is None:
+            self._post(event)
+            return
         try:
-            self._request("POST", self.path("Event", meta["namespace"]), body=event)
+            self._event_queue.put_nowait(event)
+        except queue.Full:
+            where = f"{meta['namespace']}/{meta['name']}"
+            log.warning("too many Events waiting to be posted; dropped %s on %s", reason, where)
+
+    def _post(self, event: Obj) -> None:
+        try:
+            self._request("POST", self.path("Event", event["metadata"]["namespace"]), body=event)
         except Exception as err:  # any failure, urllib3's own too, is only logged
+            involved = event["involvedObject"]
             log.warning(
-                "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err
+                "could not post event %s on %s/%s: %s",
+                event["reason"],
+                involved["namespace"],
+                involved["name"],
+                err,
             )
 
 

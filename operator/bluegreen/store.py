@@ -58,16 +58,31 @@ def is_newer(candidate: Obj, held: Obj | None) -> bool:
     return new is None or old is None or new >= old
 
 
-REPLICASET_FIELDS = ("name", "namespace", "labels", "ownerReferences", "resourceVersion", "uid")
+REPLICASET_FIELDS = (
+    "name",
+    "namespace",
+    "labels",
+    "ownerReferences",
+    "resourceVersion",
+    "uid",
+    "generation",
+)
+REPLICASET_STATUS = ("replicas", "readyReplicas", "availableReplicas", "observedGeneration")
 SLICE_FIELDS = ("name", "namespace", "labels", "resourceVersion", "uid")
 
 
 def slim(kind: str, obj: Obj) -> Obj:
     """What planning reads of an object: managedFields go (a PUT without them keeps the
-    live ones); of ReplicaSets and EndpointSlices only what names pods and their state."""
+    live ones); of ReplicaSets and EndpointSlices only what names pods and their state
+    (a ReplicaSet's pod template, its largest part, goes)."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     if kind == "ReplicaSet":
-        return {"metadata": {k: meta[k] for k in REPLICASET_FIELDS if k in meta}}
+        status = obj.get("status") or {}
+        return {
+            "metadata": {k: meta[k] for k in REPLICASET_FIELDS if k in meta},
+            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+            "status": {k: status[k] for k in REPLICASET_STATUS if k in status},
+        }
     if kind == "EndpointSlice":
         endpoints = [
             {k: ep[k] for k in ("conditions", "targetRef") if k in ep}

@@ -14,6 +14,7 @@ import copy
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -500,3 +501,33 @@ def test_planning_leaves_the_stored_objects_as_they_were() -> None:
     planner.plan(app, reconciler.observe(store, app), NOW)
     after = {kind: store.get(kind, NS, name) for kind, name in reconciler.children_of(NAME)}
     assert after == before
+
+
+def test_events_posted_in_background_keep_their_order_and_do_not_hold_the_pass() -> None:
+    api = preview_ready_for_switch()
+    api.objects[APP_PATH]["spec"]["scaleDownDelaySeconds"] = 0  # two Events: switch, warning
+    posted: list[str] = []
+    gate = threading.Event()
+    original = api._send
+
+    def slow_events(method: str, path: str, **kwargs: Any) -> Obj:
+        if path == EVENTS:
+            gate.wait(10)
+            posted.append(kwargs["body"]["reason"])
+        return original(method, path, **kwargs)
+
+    api._send = slow_events  # type: ignore[method-assign]
+    api.post_events_in_background()
+    reconcile(api)  # returns although no Event could be posted yet
+    assert prod_color(api) == "green"
+    assert posted == []
+    gate.set()
+    wait_until(lambda: len(posted) == 2)
+    assert posted == ["Switched", "ShortScaleDownDelay"]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

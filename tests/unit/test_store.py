@@ -94,8 +94,14 @@ def test_only_what_planning_reads_is_kept() -> None:
     assert "managedFields" not in slim("Deployment", deployment)["metadata"]
     assert slim("Deployment", deployment)["spec"] == {"replicas": 3}
 
-    rs = obj("web-blue-abc", 1, spec={"template": {"spec": {"containers": [{}] * 5}}})
-    assert "spec" not in slim("ReplicaSet", rs)
+    rs = obj(
+        "web-blue-abc",
+        1,
+        spec={"replicas": 3, "template": {"spec": {"containers": [{}] * 5}}},
+        status={"replicas": 3, "readyReplicas": 2, "conditions": [{"type": "x"}]},
+    )
+    assert slim("ReplicaSet", rs)["spec"] == {"replicas": 3}
+    assert slim("ReplicaSet", rs)["status"] == {"replicas": 3, "readyReplicas": 2}
     endpoint = {
         "addresses": ["10.0.0.1"],
         "conditions": {"ready": True},
