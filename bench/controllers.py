@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from harness import REPO, kubectl
+from harness import REPO, kubectl, wait_established
 
 from driver import Driver
 from kubehelpers import wait_for
@@ -271,7 +271,7 @@ class ArgoRollouts(Controller):
 
     def install_crds(self) -> None:
         kubectl("apply", "--server-side", "-k", str(self.bin_dir / "manifests" / "crds"))
-        kubectl("wait", "--for", "condition=established", "crd/rollouts.argoproj.io")
+        wait_established("rollouts.argoproj.io")
 
     @property
     def pid(self) -> int:

@@ -45,8 +45,17 @@ def ensure_cluster() -> Path:
     bin_dir = (REPO / ".cluster" / "bin-dir").read_text().strip()
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
     kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl("wait", "--for", "condition=established", "crd/bluegreenapps.bluegreen.dev")
+    wait_established("bluegreenapps.bluegreen.dev")
     return kubeconfig
+
+
+def wait_established(crd: str) -> None:
+    # `kubectl wait` fails at once while a new CRD has no conditions yet: retry it.
+    wait_for(
+        lambda: kubectl("wait", "--for", "condition=established", f"crd/{crd}", "--timeout=5s"),
+        timeout=60,
+        what=f"the CRD {crd} to be established",
+    )
 
 
 def ensure_pod_capacity(pods: int) -> None:
@@ -158,13 +167,13 @@ class Timeline:
 
     def start(self) -> None:
         watches: list[tuple[str, Callable[[float, str, Obj], None], dict[str, str]]] = [
-            ("Service", self._on_service, {"field_selector": f"metadata.name={self.active}"}),
+            ("Service", self.record_service, {"field_selector": f"metadata.name={self.active}"}),
             (
                 "EndpointSlice",
-                self._on_slice,
+                self.record_slice,
                 {"label_selector": f"kubernetes.io/service-name={self.preview}"},
             ),
-            ("Pod", self._on_pod, {}),
+            ("Pod", self.record_pod, {}),
         ]
         for kind, on_event, selectors in watches:
             thread = threading.Thread(
@@ -199,12 +208,12 @@ class Timeline:
                     raise
                 version = None  # expired: re-list (the state absorbs the repeats)
 
-    def _on_service(self, received: float, _type: str, svc: Obj) -> None:
+    def record_service(self, received: float, _type: str, svc: Obj) -> None:
         selector = dict((svc.get("spec") or {}).get("selector") or {})
         if not self.selector or self.selector[-1][1] != selector:
             self.selector.append((received, selector))
 
-    def _on_slice(self, received: float, type_: str, eps: Obj) -> None:
+    def record_slice(self, received: float, type_: str, eps: Obj) -> None:
         name = eps["metadata"]["name"]
         if type_ == "DELETED":
             self._slices.pop(name, None)
@@ -219,7 +228,7 @@ class Timeline:
         if not self.preview_ready or self.preview_ready[-1][1] != ready:
             self.preview_ready.append((received, ready))
 
-    def _on_pod(self, received: float, _type: str, pod: Obj) -> None:
+    def record_pod(self, received: float, _type: str, pod: Obj) -> None:
         name = pod["metadata"]["name"]
         self.pod_seen.setdefault(name, received)
         self.pod_labels[name] = dict(pod["metadata"].get("labels") or {})
