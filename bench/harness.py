@@ -29,17 +29,22 @@ Obj = dict[str, Any]
 PODS_PER_KWOK_NODE = 110  # the allocatable pods hack/cluster.sh gives each kwok node
 
 
-def kubectl(*args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(["kubectl", *args], capture_output=True, text=True, input=stdin)
+def run(*command: str, stdin: str | None = None) -> str:
+    """Its output; its error output in the exception when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, input=stdin)
     if done.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    return run("kubectl", *args, stdin=stdin)
 
 
 def ensure_cluster() -> Path:
     """Start the local control plane unless it is up; point this process (KUBECONFIG,
     PATH) at it and apply the BlueGreenApp CRD. Returns its kubeconfig."""
-    subprocess.run([str(REPO / "hack" / "cluster.sh"), "up"], check=True, capture_output=True)
+    run(str(REPO / "hack" / "cluster.sh"), "up")
     kubeconfig = REPO / ".cluster" / "kubeconfig"
     os.environ["KUBECONFIG"] = str(kubeconfig)
     bin_dir = (REPO / ".cluster" / "bin-dir").read_text().strip()
@@ -61,9 +66,7 @@ def wait_established(crd: str) -> None:
 def ensure_pod_capacity(pods: int) -> None:
     """Enough kwok nodes for this many pods besides the ones already scheduled."""
     nodes = max(3, math.ceil(pods / PODS_PER_KWOK_NODE))
-    subprocess.run(
-        [str(REPO / "hack" / "cluster.sh"), "nodes", str(nodes)], check=True, capture_output=True
-    )
+    run(str(REPO / "hack" / "cluster.sh"), "nodes", str(nodes))
 
 
 def fresh_namespace(name: str) -> str:

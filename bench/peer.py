@@ -72,7 +72,9 @@ WRITES = ("events", "create", "update", "patch", "delete")
 
 
 def log(message: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+    """Progress on stderr, with the load average: other work on the machine shows there."""
+    when = f"{datetime.now(UTC):%H:%M:%S}, load {load_average()}"
+    print(f"[{when}] {message}", file=sys.stderr, flush=True)
 
 
 # --- the controller's requests ----------------------------------------------------------
@@ -248,7 +250,9 @@ def since_change(r: Round) -> dict[str, float | None]:
     }
 
 
-def run(controllers: list[Controller], driver: Driver, args: argparse.Namespace) -> dict[str, Obj]:
+def run_scenarios(
+    controllers: list[Controller], driver: Driver, args: argparse.Namespace
+) -> dict[str, Obj]:
     """Scenario by scenario, each controller in turn."""
     results: dict[str, Obj] = {ctl.key: {} for ctl in controllers}
     for ctl in controllers:
@@ -309,6 +313,7 @@ def scale_measures(s: Obj) -> dict[str, Value]:
         f"writes in the {settle} s after all healthy, {n} apps": writes(s["requests_settling"]),
         f"writes in {idle} s idle after that, {n} apps": writes(s["requests_idle"]),
         f"GET/LIST in those {idle} s idle, {n} apps": get_list(s["requests_idle"]),
+        f"WATCH requests in those {idle} s idle, {n} apps": s["requests_idle"].get("watch", 0),
     }
 
 
@@ -415,21 +420,34 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scale-timeout", type=float, default=1200)
     parser.add_argument("--json", type=Path, help="also write every number here")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
+    parser.add_argument(
+        "--table-from", type=Path, metavar="JSON", help="print the table of a saved --json run"
+    )
     return parser.parse_args()
 
 
-def main() -> int:
-    args = parse_args()
+def caption(header: Obj) -> str:
+    versions = f"Argo Rollouts {header['argo_rollouts']}, " if "argo_rollouts" in header else ""
+    return (
+        f"{header['date']}, bluegreen-operator at commit {header['commit']}, {versions}"
+        f"{header['cpus']} CPUs, load average {header['load_average_start']} at the start "
+        f"and {header['load_average_end']} at the end."
+    )
+
+
+def measure(args: argparse.Namespace) -> tuple[Obj, dict[str, Obj]]:
+    """Run the scenarios: what the run was (header) and every number it measured."""
     ensure_cluster()
     # Room for the largest scenario, plus the pods of one being deleted.
     ensure_pod_capacity(max(args.apps) + 2 * REPLICAS + 100)
     log_dir = Path(tempfile.mkdtemp(prefix="bluegreen-peer-"))
     kubeconfig = controller_kubeconfig(log_dir)
-    header = {
+    header: Obj = {
         "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "commit": commit(),
         "cpus": os.cpu_count(),
         "load_average_start": load_average(),
+        "logs": str(log_dir),
     }
     with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
         driver = Driver(api)
@@ -441,18 +459,23 @@ def main() -> int:
             argo.install_crds()
             header["argo_rollouts"] = (argo.bin_dir / "VERSIONS").read_text().split()[1]
             controllers.append(argo)
-        results = run(controllers, driver, args)
+        results = run_scenarios(controllers, driver, args)
     header["load_average_end"] = load_average()
-    table = markdown(rows(results))
-    print(table)
-    print(
-        f"\n{header['date']}, commit {header['commit']}, {header['cpus']} CPUs, load average "
-        f"{header['load_average_start']} at the start and {header['load_average_end']} at the end; "
-        f"controller logs: {log_dir}"
-    )
+    return header, results
+
+
+def main() -> int:
+    args = parse_args()
+    if args.table_from:
+        saved = json.loads(args.table_from.read_text())
+        header, results = saved, saved["results"]
+    else:
+        header, results = measure(args)
+    text = f"{markdown(rows(results))}\n\n{caption(header)}\n"
+    print(text + (f"Controller logs: {header['logs']}" if "logs" in header else ""))
     if args.markdown:
-        args.markdown.write_text(table + "\n")
-    if args.json:
+        args.markdown.write_text(text)
+    if args.json and not args.table_from:
         report = {**header, "args": vars(args), "results": results}
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 0

@@ -387,7 +387,8 @@ cmd_nodes() {
   for ((i = 0; i < count; i++)); do NODES+=("kwok-node-${i}"); done
   nodes_manifest | kubectl apply --server-side --force-conflicts -f - >/dev/null ||
     die "could not create the fake nodes"
-  wait_until kwok 60 kubectl wait --for=condition=Ready node "${NODES[@]}" --timeout=1s
+  # --timeout is for all the nodes together, checked one after another
+  wait_until kwok 90 kubectl wait --for=condition=Ready node "${NODES[@]}" --timeout=30s
   log "${count} kwok nodes Ready"
 }
 
