@@ -69,6 +69,7 @@ from kubehelpers import wait_for
 Obj = dict[str, Any]
 REPLICAS = 3  # of the app whose promotions are timed
 WRITES = ("events", "create", "update", "patch", "delete")
+BASELINE_SECONDS = 10
 
 
 def log(message: str) -> None:
@@ -428,10 +429,17 @@ def parse_args() -> argparse.Namespace:
 
 def caption(header: Obj) -> str:
     versions = f"Argo Rollouts {header['argo_rollouts']}, " if "argo_rollouts" in header else ""
+    baseline = header.get("requests_without_controller")
+    zero = (
+        ""
+        if baseline is None
+        else f" Requests counted in {BASELINE_SECONDS} s without a controller: "
+        f"{sum(baseline.values())}."
+    )
     return (
         f"{header['date']}, bluegreen-operator at commit {header['commit']}, {versions}"
         f"{header['cpus']} CPUs, load average {header['load_average_start']} at the start "
-        f"and {header['load_average_end']} at the end."
+        f"and {header['load_average_end']} at the end.{zero}"
     )
 
 
@@ -448,6 +456,8 @@ def measure(args: argparse.Namespace) -> tuple[Obj, dict[str, Obj]]:
         "cpus": os.cpu_count(),
         "load_average_start": load_average(),
         "logs": str(log_dir),
+        # The counting's zero: no controller runs, nobody else uses its identity.
+        "requests_without_controller": measured_for(BASELINE_SECONDS),
     }
     with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
         driver = Driver(api)
