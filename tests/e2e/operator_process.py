@@ -13,7 +13,7 @@ from pathlib import Path
 from kubehelpers import wait_for
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -38,7 +38,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}/healthz"
         log = self.log_path.open("ab")  # the child keeps its own copy of the descriptor
         watched = [arg for ns in self.namespaces for arg in ("--namespace", ns)]
