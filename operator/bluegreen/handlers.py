@@ -47,6 +47,9 @@ CONNECT_SECONDS = 5.0
 # response may take a while; Kopf's default (300 s) would keep a dead connection that long.
 LIST_SECONDS = 60.0
 KOPF_RETRY_DELAYS = (1.0, 2.0, 3.0)
+# At SIGTERM, passes under way finish their writes before the lease is released; a pass
+# takes milliseconds, a request at most REQUEST_SECONDS (5 s): well within the pod's 30 s.
+SHUTDOWN_SECONDS = 10.0
 
 
 def is_api_outage(err: BaseException) -> bool:
@@ -141,6 +144,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo.resync.cancel()
+    await memo.runtime.queue.drain(timeout=SHUTDOWN_SECONDS)  # then __main__ releases the lease
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

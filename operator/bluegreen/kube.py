@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import kubernetes
 
-from bluegreen import names
+from bluegreen import metrics, names
 from bluegreen.clock import format_time, utcnow
 from bluegreen.models import GROUP, KIND, PLURAL, VERSION
 
@@ -131,8 +131,14 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         method_, url, headers, body_, _ = serialized
-        response = self._client.call_api(
-            method_, url, header_params=headers, body=body_, _request_timeout=self._timeout
+        response = metrics.api_call(
+            method,
+            self._client.call_api,
+            method_,
+            url,
+            header_params=headers,
+            body=body_,
+            _request_timeout=self._timeout,
         )
         raw = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pydantic
 
-from bluegreen import names, planner, status
+from bluegreen import metrics, names, planner, status
 from bluegreen.clock import utcnow
 from bluegreen.desired import Owner
 from bluegreen.kube import ApiError, Kube
@@ -48,11 +48,13 @@ class InvalidSpec(Exception):
     """The app's spec cannot be served as it is: the user must change it."""
 
 
+@metrics.timed_reconcile
 def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> Outcome:
     """One pass over one app. Whatever one app holds, the pass ends in a status that says
     what happened: no content of one object may stop the operator or wedge its app."""
     body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
+        metrics.forget_app(namespace, name)
         return Outcome()  # gone or going: the garbage collector removes the children
     generation = int(body["metadata"].get("generation", 0))
     previous = status.recorded(body.get("status"))
@@ -83,6 +85,7 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
         log.exception("%s/%s: planning failed", namespace, name)
         message = f"the operator cannot plan this spec: {type(err).__name__}: {err}"
         return stop("InvalidSpec", message[:1024], RETRY_AFTER_PLAN_FAILURE)
+    metrics.observe_plan(app, the_plan)
     outcome = act(kube, body, the_plan)
     new = status.after_pass(
         the_plan,
@@ -155,6 +158,7 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
             outcome.failures.append(failure)
             continue
         outcome.done.append(action)
+        metrics.observe_write(ns, app_body["metadata"]["name"], action)
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
         kube.post_event(app_body, "Normal", action.reason, action.why)
     if the_plan.switch_warning and the_plan.switch in outcome.done:
@@ -179,6 +183,7 @@ def _perform(kube: Kube, namespace: str, action: Action) -> None:
 def _write_status(kube: Kube, body: Obj, new: BlueGreenAppStatus) -> bool:
     """Write the status only when it differs from what is there (a converged app costs
     nothing), with one Warning Event per new problem, not one per pass."""
+    metrics.observe_status(body, new)
     current = body.get("status") or {}
     if not status.differs(current, new):
         return False
