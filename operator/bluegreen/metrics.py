@@ -36,7 +36,7 @@ R = TypeVar("R")
 
 # The `_created` series (a timestamp per counter and histogram) double the scrape for
 # nothing Prometheus uses here.
-prometheus_client.disable_created_metrics()
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PHASES: tuple[Phase, ...] = ("Healthy", "Progressing", "Paused", "Degraded")
 # Degraded reasons that mean the pass itself failed (a write or read was refused, the spec
