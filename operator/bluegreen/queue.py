@@ -187,6 +187,7 @@ class ReconcileQueue:
         self._waiting.discard(key)
         self._dirty.pop(key, None)
         self._outage.parked.pop(key, None)
+        metrics.forget_app(*key)
 
     def api_alive(self) -> None:
         """Something came back from the API server (a watch event): retry parked apps now."""

@@ -286,3 +286,10 @@ def test_a_scraper_asking_for_openmetrics_gets_it(m: metrics.Metrics) -> None:
     body, content_type = m.exposition("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
+
+
+def test_an_app_the_queue_forgets_leaves_the_gauge(m: metrics.Metrics) -> None:
+    """A deleted app gets no pass: its DELETED event makes the queue forget it."""
+    m.status_computed(("shop", "gone"), "Healthy", None)
+    ReconcileQueue(lambda key: None).forget(("shop", "gone"))
+    assert value(m, "bluegreen_apps", phase="Healthy") == 0
