@@ -82,7 +82,8 @@ class OperatorProcess:
             with urllib.request.urlopen(url, timeout=5) as response:
                 return int(response.status), response.read().decode()
         except urllib.error.HTTPError as err:
-            return int(err.code), err.read().decode()
+            with err:
+                return int(err.code), err.read().decode()
 
     def scrape(self) -> dict[str, float]:
         """Every sample of /metrics, keyed as the exposition writes it, e.g.
