@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from driver import Driver
+from driver import Driver, pause
 from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
 from specs import hello, template
@@ -546,6 +546,35 @@ def test_namespaced_overlay_elects_one_leader_and_hands_over_on_kill_and_sigterm
     driver.wait_app(ns, APP, phase="Healthy", activeColor="blue")
     for op in (a, b, c):
         assert_never_refused(op)
+
+
+def test_a_leader_whose_watch_cannot_list_is_not_ready_and_says_which(
+    namespaced_install: str,
+    kube_cluster: KubeCluster,
+    tmp_path: Path,
+    operators: list[OperatorProcess],
+) -> None:
+    """Readiness means the watches work: without the right to list Ingresses, the leader
+    stays unready and names that watch; granting the right makes it ready."""
+    ns = namespaced_install
+    role = yaml.safe_load(kubectl("get", "role", SA, "-n", ns, "-o", "yaml").stdout)
+    narrowed = {"rules": without_ingress_verbs(role["rules"], {"list", "watch"})}
+    kubectl("patch", "role", SA, "-n", ns, "--type=merge", "-p", yaml.safe_dump(narrowed))
+    kubeconfig = service_account_kubeconfig(kube_cluster, ns, tmp_path / "sa.kubeconfig")
+    op = OperatorProcess(
+        ns, tmp_path / "operator.log", env={"KUBECONFIG": str(kubeconfig)}, endpoints=True
+    )
+    operators.append(op)
+    op.start()
+
+    unlisted = (503, f"leading: waiting for the initial listing of ingresses in {ns}\n")
+    wait_for(lambda: op.readiness() == unlisted, timeout=30, what="the leader to wait")
+    pause(5)  # Kopf retries the listing meanwhile: still not ready
+    assert op.readiness() == unlisted
+
+    restored = {"rules": role["rules"]}
+    kubectl("patch", "role", SA, "-n", ns, "--type=merge", "-p", yaml.safe_dump(restored))
+    wait_for(lambda: op.readiness()[0] == 200, timeout=60, what="readiness once granted")
 
 
 def without_ingress_verbs(rules: list[Any], verbs: set[str]) -> list[Any]:
