@@ -81,7 +81,7 @@ class _Collector(Collector):
             return
         apps = GaugeMetricFamily(
             "bluegreen_apps",
-            "BlueGreenApps by status.phase (as this replica last wrote it)",
+            "BlueGreenApps by status.phase, as the last pass of each on this replica found it",
             labels=["phase"],
         )
         for phase, count in metrics.apps_by_phase().items():
