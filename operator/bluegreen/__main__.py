@@ -7,21 +7,16 @@ install does. Logs are one readable line per event.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.server
 import logging
 import os
 import socket
 import sys
 import threading
-import urllib.parse
-from collections.abc import Iterator
-from typing import Any
 
 import kopf
 import kubernetes
 
-from bluegreen import store
+from bluegreen import metrics, probes, store
 from bluegreen.kube import Kube
 from bluegreen.leader import LeaderElector, LeaseSettings
 
@@ -49,6 +44,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="URL",
         default=None,
         help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument(
+        "--readiness",
+        metavar="URL",
+        default=None,
+        help="serve a readiness endpoint, e.g. http://0.0.0.0:8081/readyz: ready on standby, "
+        "and as leader once every watch has listed",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve Prometheus metrics at /metrics there, e.g. 0.0.0.0:8081; default: off",
     )
     election = parser.add_argument_group("leader election (for more than one replica)")
     election.add_argument(
@@ -85,39 +93,42 @@ def lease_settings(args: argparse.Namespace) -> LeaseSettings:
     )
 
 
-@contextlib.contextmanager
-def standby_liveness(url: str | None) -> Iterator[None]:
+def endpoints(args: argparse.Namespace, readiness: probes.Readiness) -> probes.Server:
+    """/metrics and readiness, on one server when they share an address. Not the liveness
+    endpoint: Kopf serves that (a standby's is :func:`standby_liveness`)."""
+    server = probes.Server()
+    if args.metrics_address:
+        server.route(probes.split_address(args.metrics_address), "/metrics", scrape)
+    if args.readiness:
+        server.route(*probes.url_address(args.readiness), readiness.answer)
+    if args.liveness:
+        (_, liveness_port), _ = probes.url_address(args.liveness)
+        if liveness_port in server.ports():
+            raise ValueError(f"port {liveness_port} is the liveness endpoint's (Kopf's own)")
+    return server
+
+
+def scrape(headers: probes.Headers) -> probes.Answer:
+    body, content_type = metrics.current().exposition(headers.get("Accept") or "")
+    return 200, content_type, body
+
+
+def standby_liveness(url: str | None) -> probes.Server:
     """While a replica waits for the lease, Kopf does not run yet: answer its liveness
     probe meanwhile (the replica is alive, only not leading)."""
-    if url is None:
-        yield
-        return
-    parsed = urllib.parse.urlsplit(url)
-
-    class Alive(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == parsed.path else 404)
-            self.end_headers()
-            self.wfile.write(b"standby\n")
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer((parsed.hostname or "", parsed.port or 80), Alive)
-    thread = threading.Thread(target=server.serve_forever, name="standby-liveness", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
+    server = probes.Server()
+    if url is not None:
+        server.route(*probes.url_address(url), probes.alive)
+    return server
 
 
-def lead(kube: Kube, args: argparse.Namespace) -> LeaderElector:
+def lead(kube: Kube, args: argparse.Namespace, readiness: probes.Readiness) -> LeaderElector:
     """Wait for the lease, then keep it; losing it ends the process at once (its writes are
     fenced already): the replica restarts as a standby."""
     elector = LeaderElector(kube, lease_settings(args))
-    with standby_liveness(args.liveness):
+    metrics.current().track_leader(elector.is_leading)
+    readiness.standby(f"{args.lease_namespace}/{args.lease_name}")
+    with probes.serving(standby_liveness(args.liveness)):
         elector.acquire()
 
     def lost() -> None:
@@ -160,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     make_room_for_deep_objects()
     from bluegreen import handlers  # registers the Kopf handlers
 
+    readiness = probes.Readiness()
     try:
         # Workers' requests, and one long-held connection per watch.
         watches = len(store.CHILD_KINDS) * max(1, len(args.namespace))
@@ -167,21 +179,33 @@ def main(argv: list[str] | None = None) -> None:
         kube = Kube.from_environment(pool_size=pool_size, timeout=REQUEST_SECONDS)
     except kubernetes.config.ConfigException as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
-
     try:
-        elector = lead(kube, args) if args.leader_elect else None
+        server = endpoints(args, readiness)
     except ValueError as err:
         sys.exit(f"bluegreen-operator: {err}")
-    scope = ", ".join(args.namespace) if args.namespace else "all namespaces"
-    logging.getLogger("bluegreen").info("bluegreen-operator watching BlueGreenApps in %s", scope)
-    try:
-        run_operator(kube.fenced(elector.is_leading) if elector else kube, args)
-    finally:
-        if elector is not None:
-            elector.release()
+    # Before the lease: a standby is scraped and probed too.
+    with probes.serving(server):
+        try:
+            elector = lead(kube, args, readiness) if args.leader_elect else None
+        except ValueError as err:
+            sys.exit(f"bluegreen-operator: {err}")
+        if elector is None:
+            metrics.current().track_leader(lambda: True)
+        readiness.leading()
+        probes.follow_kopf_listings(readiness)
+        scope = ", ".join(args.namespace) if args.namespace else "all namespaces"
+        logging.getLogger("bluegreen").info(
+            "bluegreen-operator watching BlueGreenApps in %s", scope
+        )
+        try:
+            run_operator(kube.fenced(elector.is_leading) if elector else kube, args, readiness)
+        finally:
+            readiness.stopping()
+            if elector is not None:
+                elector.release()
 
 
-def run_operator(kube: Kube, args: argparse.Namespace) -> None:
+def run_operator(kube: Kube, args: argparse.Namespace, readiness: probes.Readiness) -> None:
     kopf.run(
         # Kopf would name itself after getpass.getuser(), which fails for a numeric uid with
         # no passwd entry (as in the image); the identity only labels this process anyway.
@@ -190,7 +214,7 @@ def run_operator(kube: Kube, args: argparse.Namespace) -> None:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(kube=kube, namespaces=list(args.namespace)),
+        memo=kopf.Memo(kube=kube, namespaces=list(args.namespace), readiness=readiness),
     )
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 import urllib3
 
-from bluegreen import names, reconciler
+from bluegreen import names, probes, reconciler
 from bluegreen.informer import Informer, wait_synced
 from bluegreen.kube import ApiError, Kube
 from bluegreen.models import GROUP, KIND, PLURAL, VERSION
@@ -45,6 +46,9 @@ CONNECT_SECONDS = 5.0
 # response may take a while; Kopf's default (300 s) would keep a dead connection that long.
 LIST_SECONDS = 60.0
 KOPF_RETRY_DELAYS = (1.0, 2.0, 3.0)
+# At SIGTERM, passes under way finish their writes before the lease is released; a pass
+# takes milliseconds, a request at most REQUEST_SECONDS (5 s): well within the pod's 30 s.
+SHUTDOWN_SECONDS = 10.0
 
 
 def is_api_outage(err: BaseException) -> bool:
@@ -55,10 +59,27 @@ def is_api_outage(err: BaseException) -> bool:
     return isinstance(err, OSError | urllib3.exceptions.HTTPError)
 
 
+def _readiness_hook(
+    readiness: probes.Readiness | None, kind: str, namespace: str
+) -> Callable[[], None]:
+    """Tell the readiness endpoint when one watch of children has listed (it is not ready
+    before every watch has, nor while one cannot list)."""
+    if readiness is None:
+        return lambda: None
+    watch = f"{kind.lower()}s in {namespace or 'all namespaces'}"
+    readiness.watch_started(watch)
+    return lambda: readiness.watch_listed(watch)
+
+
 class Runtime:
     """What the handlers share: the API facade, the store, the queue and the apps seen."""
 
-    def __init__(self, kube: Kube, namespaces: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        namespaces: list[str] | None = None,
+        readiness: probes.Readiness | None = None,
+    ) -> None:
         self.kube = kube
         self.store = Store()
         self.queue = ReconcileQueue(
@@ -78,6 +99,7 @@ class Runtime:
                 watch_seconds=WATCH_SECONDS,
                 on_answer=self._answered_from_watch_thread,
                 on_relisted=self._relisted_from_watch_thread,
+                on_listed=_readiness_hook(readiness, kind, namespace),
             )
             for kind in CHILD_KINDS
             for namespace in namespaces or [""]
@@ -179,7 +201,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The operator posts its own Events; Kopf's would be about its own internals.
     settings.posting.enabled = False
     memo.kube.post_events_in_background()
-    runtime = Runtime(memo.kube, list(memo.namespaces))
+    runtime = Runtime(memo.kube, list(memo.namespaces), memo.get("readiness"))
     memo.runtime = runtime
     # Kopf watches the apps only once this returns: their first passes find the store full.
     await runtime.start_watching_children()
@@ -189,6 +211,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo.resync.cancel()
+    await memo.runtime.queue.drain(timeout=SHUTDOWN_SECONDS)  # then __main__ releases the lease
     memo.runtime.stop_watching_children()
 
 

@@ -49,16 +49,18 @@ class Informer:
         watch_seconds: int = 5,
         on_answer: Callable[[], None] = lambda: None,
         on_relisted: Callable[[str], None] = lambda namespace: None,
+        on_listed: Callable[[], None] = lambda: None,
     ) -> None:
         """``on_answer``: called whenever the API server answered (it is reachable);
         ``on_relisted``: a listing other than the first replaced what the store held (the
         watch had expired, or the kind was refused until now): every app in the namespace
-        ("" for all) may have missed events."""
+        ("" for all) may have missed events; ``on_listed``: after each successful listing."""
         self.kube, self.store, self.kind, self.namespace = kube, store, kind, namespace
         self.label_selector = label_selector
         self.on_event = on_event
         self.on_answer = on_answer
         self.on_relisted = on_relisted
+        self.on_listed = on_listed
         self.watch_seconds = watch_seconds
         self.synced = threading.Event()  # set once the first listing is in the store (or refused)
         self._stop = threading.Event()
@@ -122,6 +124,7 @@ class Informer:
         if self.synced.is_set():
             self.on_relisted(self.namespace)
         self.synced.set()
+        self.on_listed()
         return version
 
     def _watch_until_expired(self, version: str) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import kubernetes
 from kubernetes.watch.watch import iter_resp_lines
 
-from bluegreen import names
+from bluegreen import metrics, names
 from bluegreen.clock import format_time, utcnow
 from bluegreen.models import GROUP, KIND, PLURAL, VERSION
 
@@ -147,8 +147,14 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         method_, url, headers, body_, _ = serialized
-        response = self._client.call_api(
-            method_, url, header_params=headers, body=body_, _request_timeout=self._timeout
+        response = metrics.api_call(
+            method,
+            self._client.call_api,
+            method_,
+            url,
+            header_params=headers,
+            body=body_,
+            _request_timeout=self._timeout,
         )
         raw = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
@@ -210,7 +216,9 @@ class Kube:
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
-        response = self._client.call_api(
+        response = metrics.api_call(
+            "WATCH",
+            self._client.call_api,
             method,
             url,
             header_params=headers,

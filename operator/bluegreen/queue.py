@@ -23,6 +23,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bluegreen import metrics
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
@@ -47,7 +49,9 @@ class _Lane:
         return key in self._by_namespace.get(key[0], {})
 
     def __len__(self) -> int:
-        return sum(len(keys) for keys in self._by_namespace.values())
+        # list() copies the values in one step: the metrics thread may ask while the
+        # event loop changes the lanes.
+        return sum(map(len, list(self._by_namespace.values())))
 
     def push(self, key: Key) -> None:
         self._by_namespace.setdefault(key[0], {})[key] = None
@@ -148,6 +152,8 @@ class ReconcileQueue:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
         self._outage = _Outage(parked={})
+        self._draining = False
+        metrics.track_queue(self)
 
     # ---------------------------------------------------------------- what callers do
 
@@ -181,6 +187,7 @@ class ReconcileQueue:
         self._waiting.discard(key)
         self._dirty.pop(key, None)
         self._outage.parked.pop(key, None)
+        metrics.forget_app(*key)
 
     def api_alive(self) -> None:
         """Something came back from the API server (a watch event): retry parked apps now."""
@@ -192,6 +199,20 @@ class ReconcileQueue:
     def parked(self) -> int:
         """Apps waiting for the API server to answer again."""
         return len(self._outage.parked)
+
+    def depth(self) -> tuple[int, int, int]:
+        """Apps waiting for a worker, being reconciled, parked (any thread may ask)."""
+        return len(self._waiting), len(self._running), len(self._outage.parked)
+
+    async def drain(self, timeout: float) -> bool:
+        """At shutdown: start no pass any more, and wait up to ``timeout`` seconds for
+        the passes under way to finish their writes. True when none is left running."""
+        self._draining = True
+        running = list(self._running.values())
+        if running:
+            log.info("waiting for %d reconciles under way to finish", len(running))
+            await asyncio.wait(running, timeout=timeout)
+        return not self._running
 
     async def idle(self) -> None:
         """Wait until no reconcile runs or waits for a worker (tests, a clean shutdown)."""
@@ -207,7 +228,7 @@ class ReconcileQueue:
 
     def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
-        while len(self._running) < self._concurrency:
+        while len(self._running) < self._concurrency and not self._draining:
             popped = self._waiting.pop()
             if popped is None:
                 return

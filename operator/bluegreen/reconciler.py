@@ -17,7 +17,7 @@ from typing import Any
 
 import pydantic
 
-from bluegreen import names, planner, status
+from bluegreen import metrics, names, planner, status
 from bluegreen.clock import utcnow
 from bluegreen.desired import Owner
 from bluegreen.kube import ApiError, Kube
@@ -51,6 +51,7 @@ class InvalidSpec(Exception):
     """The app's spec cannot be served as it is: the user must change it."""
 
 
+@metrics.timed_reconcile
 def reconcile(
     kube: Kube, store: Store, namespace: str, name: str, clock: Clock = utcnow
 ) -> Outcome:
@@ -58,6 +59,7 @@ def reconcile(
     what happened: no content of one object may stop the operator or wedge its app."""
     body = store.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
+        metrics.forget_app(namespace, name)
         return Outcome()  # gone or going: the garbage collector removes the children
     generation = int(body["metadata"].get("generation", 0))
     previous = status.recorded(body.get("status"))
@@ -92,6 +94,7 @@ def reconcile(
     if any(a.verb == "create" for a in the_plan.actions) and not _still_there(kube, body):
         store.forget(KIND, namespace, name)
         return Outcome()  # the store outlived the app: creating children for it would leak
+    metrics.observe_plan(app, the_plan)
     outcome = act(kube, store, body, the_plan)
     new = status.after_pass(
         the_plan,
@@ -208,6 +211,7 @@ def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
             outcome.failures.append(failure)
             continue
         outcome.done.append(action)
+        metrics.observe_write(ns, app_body["metadata"]["name"], action)
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
         kube.post_event(app_body, "Normal", action.reason, action.why)
     if the_plan.switch_warning and the_plan.switch in outcome.done:
@@ -236,6 +240,7 @@ def _perform(kube: Kube, store: Store, namespace: str, action: Action) -> None:
 def _write_status(kube: Kube, store: Store, body: Obj, new: BlueGreenAppStatus) -> bool:
     """Write the status only when it differs from what is there (a converged app costs
     nothing), with one Warning Event per new problem, not one per pass."""
+    metrics.observe_status(body, new)
     current = body.get("status") or {}
     if not status.differs(current, new):
         return False

@@ -7,10 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from kubehelpers import wait_for
+
+
+def _series(name: str, labels: Mapping[str, str]) -> str:
+    if not labels:
+        return name
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
 def free_port() -> int:
@@ -29,9 +39,12 @@ class OperatorProcess:
         env: dict[str, str] | None = None,
         more_namespaces: tuple[str, ...] = (),
         args: tuple[str, ...] = (),
+        endpoints: bool = False,
     ) -> None:
+        """``endpoints``: serve /metrics and /readyz too (see :meth:`scrape`)."""
         self.namespace = namespace
         self.args = args
+        self.endpoints_port = free_port() if endpoints else None
         self.namespaces = (namespace, *more_namespaces)
         self.log_path = log_path
         self.env = {**os.environ, "BLUEGREEN_RESYNC_SECONDS": "20", **(env or {})}
@@ -42,8 +55,13 @@ class OperatorProcess:
         url = f"http://127.0.0.1:{port}/healthz"
         log = self.log_path.open("ab")  # the child keeps its own copy of the descriptor
         watched = [arg for ns in self.namespaces for arg in ("--namespace", ns)]
+        endpoints = []
+        if self.endpoints_port is not None:
+            address = f"127.0.0.1:{self.endpoints_port}"
+            endpoints = [f"--metrics-address={address}", f"--readiness=http://{address}/readyz"]
+        command = [sys.executable, "-m", "bluegreen", *watched, f"--liveness={url}"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bluegreen", *watched, f"--liveness={url}", *self.args],
+            [*command, *endpoints, *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -55,6 +73,31 @@ class OperatorProcess:
         assert self.proc is not None and self.proc.poll() is None, self.tail()
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET on the metrics and readiness server: status and body."""
+        assert self.endpoints_port is not None, "started without endpoints=True"
+        url = f"http://127.0.0.1:{self.endpoints_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as err:
+            with err:
+                return int(err.code), err.read().decode()
+
+    def scrape(self) -> dict[str, float]:
+        """Every sample of /metrics, keyed as the exposition writes it, e.g.
+        ``bluegreen_apps{phase="Healthy"}`` (labels sorted by name)."""
+        status, body = self.get("/metrics")
+        assert status == 200, body
+        return {
+            _series(sample.name, sample.labels): sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+        }
+
+    def readiness(self) -> tuple[int, str]:
+        return self.get("/readyz")
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as when a node dies."""

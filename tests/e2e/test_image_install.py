@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -256,13 +257,20 @@ def free_port() -> int:
 
 def on_local_port(args: list[str], port: int) -> tuple[list[str], str]:
     """The arguments with the liveness URL moved to 127.0.0.1:port (the image binds
-    0.0.0.0:8080; here that port may be taken), and the URL to probe."""
+    0.0.0.0:8080; here that port may be taken), readiness and metrics to another free port
+    of 127.0.0.1 (the Deployment binds 0.0.0.0:8081), and the liveness URL to probe."""
     out, url = [], ""
+    endpoints = f"127.0.0.1:{free_port()}"
     for arg in args:
-        if arg.startswith("--liveness="):
-            parsed = urllib.parse.urlsplit(arg.removeprefix("--liveness="))
+        flag, _, value = arg.partition("=")
+        if flag == "--liveness":
+            parsed = urllib.parse.urlsplit(value)
             url = parsed._replace(netloc=f"127.0.0.1:{port}").geturl()
             arg = f"--liveness={url}"
+        elif flag == "--readiness":
+            arg = f"--readiness={urllib.parse.urlsplit(value)._replace(netloc=endpoints).geturl()}"
+        elif flag == "--metrics-address":
+            arg = f"--metrics-address={endpoints}"
         out.append(arg)
     assert url, f"no --liveness in {args}"
     return out, url
@@ -272,6 +280,15 @@ def answers_200(url: str, proc: subprocess.Popen[bytes], log: Path) -> bool:
     assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
     with urllib.request.urlopen(url, timeout=2) as response:
         return bool(response.status == 200)
+
+
+def is_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> bool:
+    """The readiness probe's verdict: 503 (not yet) is an answer, not an error."""
+    try:
+        return answers_200(url, proc, log)
+    except urllib.error.HTTPError as err:
+        err.close()
+        return False
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 30) -> int:
@@ -489,6 +506,10 @@ def test_image_runs_as_the_namespaced_deployment_runs_it(
         proc = subprocess.Popen(argv, env=env, cwd="/", stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: answers_200(url, proc, log), timeout=30, what="the liveness probe")
+        ready = next(a.partition("=")[2] for a in args if a.startswith("--readiness="))
+        assert urllib.parse.urlsplit(ready).path == container["readinessProbe"]["httpGet"]["path"]
+        wait_for(lambda: is_ready(ready, proc, log), timeout=30, what="the readiness probe")
+        assert answers_200(urllib.parse.urljoin(ready, "/metrics"), proc, log)
         status = Path(f"/proc/{proc.pid}/status").read_text()
         assert re.search(rf"^Uid:\s+{uid}\s", status, re.MULTILINE), status
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from driver import Driver
+from driver import Driver, pause
 from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
 from specs import hello, template
@@ -36,6 +37,8 @@ DEPLOY = REPO / "deploy"
 NAMESPACED_OVERLAY = DEPLOY / "overlays" / "namespaced"
 SYSTEM = "bluegreen-system"
 SA = "bluegreen-operator"
+METRICS_SERVICE = "bluegreen-operator-metrics"
+MONITORING = DEPLOY / "monitoring"
 APP = "hello"
 INGRESS = {"host": "hello.example.com", "previewHost": "hello-preview.example.com"}
 # What deploy/README.md tells users to delete to uninstall (every object but the CRD).
@@ -158,6 +161,7 @@ def test_install_applies_and_reapplies_as_a_no_op(installed: str, driver: Driver
         f"clusterrole.rbac.authorization.k8s.io/{SA} serverside-applied",
         f"clusterrolebinding.rbac.authorization.k8s.io/{SA} serverside-applied",
         f"deployment.apps/{SA} serverside-applied",
+        f"service/{METRICS_SERVICE} serverside-applied",
     ]:
         assert line in installed
     # Applying again changes nothing (exit code 0: no differences).
@@ -189,6 +193,48 @@ def test_operator_pod_is_admitted_under_the_restricted_pod_security_level(
     probe_port = container["livenessProbe"]["httpGet"]["port"]
     (port,) = [p for p in container["ports"] if probe_port in (p["name"], p["containerPort"])]
     assert f"--liveness=http://0.0.0.0:{port['containerPort']}/healthz" in container["args"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    readiness = container["readinessProbe"]["httpGet"]
+    ready_port = ports.get(readiness["port"], readiness["port"])
+    assert f"--readiness=http://0.0.0.0:{ready_port}{readiness['path']}" in container["args"]
+    assert f"--metrics-address=0.0.0.0:{ports['metrics']}" in container["args"]
+
+
+def test_the_metrics_service_lists_both_replicas(installed: str, driver: Driver) -> None:
+    """The Service Prometheus scrapes through selects the operator's pods (the leader's and
+    the standby's, ready or not) on the port /metrics is served on."""
+    service = driver.get("Service", SYSTEM, METRICS_SERVICE)
+    assert service is not None
+    (port,) = service["spec"]["ports"]
+    assert (port["name"], port["targetPort"]) == ("metrics", "metrics")
+    assert service["spec"]["publishNotReadyAddresses"] is True
+
+    def listed() -> set[str]:
+        pods = set()
+        selector = f"kubernetes.io/service-name={METRICS_SERVICE}"
+        for s in driver.list("EndpointSlice", SYSTEM, selector):
+            assert [p["port"] for p in s.get("ports") or []] in ([], [8081])
+            pods |= {(e.get("targetRef") or {}).get("name") for e in s.get("endpoints") or []}
+        return pods
+
+    pods = wait_for(lambda: len(listed()) == 2 and listed(), timeout=60, what="two endpoints")
+    assert all(name.startswith(f"{SA}-") for name in pods)
+
+
+def test_the_service_monitor_is_optional_and_selects_the_metrics_service() -> None:
+    """Not in deploy/ (its CRD exists only with the Prometheus Operator); when applied, it
+    selects the metrics Service by its labels and scrapes its named port."""
+    installed = list(yaml.safe_load_all(kubectl("kustomize", str(DEPLOY)).stdout))
+    assert not [o for o in installed if o["kind"] == "ServiceMonitor"]
+    (service,) = [o for o in installed if o["metadata"]["name"] == METRICS_SERVICE]
+    (monitor,) = yaml.safe_load_all(kubectl("kustomize", str(MONITORING)).stdout)
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    labels = service["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in [p["name"] for p in service["spec"]["ports"]]
+    assert endpoint["path"] == "/metrics"
 
 
 def test_operator_as_its_service_account_releases_an_app_without_a_refusal(
@@ -430,6 +476,106 @@ def test_namespaced_operator_serves_an_app_in_its_namespace(
     driver.patch_spec(ns, APP, {"template": template("v2")})
     driver.wait_app(ns, APP, phase="Healthy", activeColor="green")
     assert_never_refused(op)
+
+
+# Short, so the handover tests are quick; the same ordering as the defaults (15 / 10 / 2).
+LEASE_FLAGS = ("--lease-duration=4", "--renew-deadline=3", "--retry-period=0.5")
+LOCAL_FLAGS = ("--liveness=", "--readiness=", "--metrics-address=")
+
+
+def lease_holder(driver: Driver, namespace: str) -> str | None:
+    lease = driver.get("Lease", namespace, SA)
+    return None if lease is None else (lease.get("spec") or {}).get("holderIdentity")
+
+
+def test_namespaced_overlay_elects_one_leader_and_hands_over_on_kill_and_sigterm(
+    namespaced_install: str,
+    driver: Driver,
+    kube_cluster: KubeCluster,
+    tmp_path: Path,
+    operators: list[OperatorProcess],
+) -> None:
+    """Replicas as the overlay's Deployment runs them (its args, POD_NAME and POD_NAMESPACE
+    from the downward API, its ServiceAccount): one leads on the Lease in its namespace;
+    killed, the standby takes over within the lease duration and finishes the release;
+    stopped with SIGTERM, it releases the lease and the next one takes over at once."""
+    ns = namespaced_install
+    dep = driver.deployment(ns, SA)
+    assert dep is not None and dep["spec"]["replicas"] == 2
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    # Ports are this machine's to choose: OperatorProcess binds its own on 127.0.0.1.
+    args = [
+        a.replace("$(POD_NAMESPACE)", ns)
+        for a in container["args"]
+        if not a.startswith(LOCAL_FLAGS)
+    ]
+    assert "--leader-elect" in args and f"--namespace={ns}" in args
+    kubeconfig = service_account_kubeconfig(kube_cluster, ns, tmp_path / "sa.kubeconfig")
+
+    def replica(name: str) -> OperatorProcess:
+        env = {"KUBECONFIG": str(kubeconfig), "POD_NAME": name, "POD_NAMESPACE": ns}
+        op = OperatorProcess(
+            ns, tmp_path / f"{name}.log", env=env, args=(*args, *LEASE_FLAGS), endpoints=True
+        )
+        operators.append(op)
+        op.start()
+        return op
+
+    a = replica("a")
+    wait_for(lambda: lease_holder(driver, ns) == "a", timeout=10, what="a to lead")
+    b = replica("b")
+    driver.create_app(ns, APP, hello())
+    driver.wait_app(ns, APP, phase="Healthy", activeColor="blue")
+    assert (a.scrape()["bluegreen_leader"], b.scrape()["bluegreen_leader"]) == (1, 0)
+    assert b.readiness()[0] == 200  # a standby is ready
+
+    a.kill()
+    driver.patch_spec(ns, APP, {"template": template("v2"), "promote": True})
+    started = time.monotonic()
+    wait_for(lambda: lease_holder(driver, ns) == "b", timeout=10, what="b to take over")
+    assert time.monotonic() - started <= 4 + 2  # the lease duration, plus a retry or two
+    driver.wait_app(ns, APP, phase="Healthy", activeColor="green")
+    assert len(driver.events(ns, APP, "Switched")) == 1
+
+    c = replica("c")
+    b.stop()  # SIGTERM
+    started = time.monotonic()
+    wait_for(lambda: lease_holder(driver, ns) == "c", timeout=10, what="c to take over")
+    assert time.monotonic() - started < 4, "the lease was not released"
+    assert "released lease" in b.log_path.read_text()
+    driver.patch_spec(ns, APP, {"template": template("v3")})
+    driver.wait_app(ns, APP, phase="Healthy", activeColor="blue")
+    for op in (a, b, c):
+        assert_never_refused(op)
+
+
+def test_a_leader_whose_watch_cannot_list_is_not_ready_and_says_which(
+    namespaced_install: str,
+    kube_cluster: KubeCluster,
+    tmp_path: Path,
+    operators: list[OperatorProcess],
+) -> None:
+    """Readiness means the watches work: without the right to list Ingresses, the leader
+    stays unready and names that watch; granting the right makes it ready."""
+    ns = namespaced_install
+    role = yaml.safe_load(kubectl("get", "role", SA, "-n", ns, "-o", "yaml").stdout)
+    narrowed = {"rules": without_ingress_verbs(role["rules"], {"list", "watch"})}
+    kubectl("patch", "role", SA, "-n", ns, "--type=merge", "-p", yaml.safe_dump(narrowed))
+    kubeconfig = service_account_kubeconfig(kube_cluster, ns, tmp_path / "sa.kubeconfig")
+    op = OperatorProcess(
+        ns, tmp_path / "operator.log", env={"KUBECONFIG": str(kubeconfig)}, endpoints=True
+    )
+    operators.append(op)
+    op.start()
+
+    unlisted = (503, f"leading: waiting for the initial listing of ingresses in {ns}\n")
+    wait_for(lambda: op.readiness() == unlisted, timeout=30, what="the leader to wait")
+    pause(5)  # Kopf retries the listing meanwhile: still not ready
+    assert op.readiness() == unlisted
+
+    restored = {"rules": role["rules"]}
+    kubectl("patch", "role", SA, "-n", ns, "--type=merge", "-p", yaml.safe_dump(restored))
+    wait_for(lambda: op.readiness()[0] == 200, timeout=60, what="readiness once granted")
 
 
 def without_ingress_verbs(rules: list[Any], verbs: set[str]) -> list[Any]:

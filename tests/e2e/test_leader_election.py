@@ -30,14 +30,15 @@ WRITES = "bluegreen.reconciler"  # the logger of every write the operator makes
 @pytest.fixture
 def replica(
     bluegreen_crd: None, namespace: str, tmp_path: Path, operators: list[OperatorProcess]
-) -> Callable[[str], OperatorProcess]:
+) -> Callable[..., OperatorProcess]:
     """Start one replica of the operator, named ``identity``, electing on a Lease in the
     test's namespace."""
 
-    def start(identity: str) -> OperatorProcess:
+    def start(identity: str, endpoints: bool = False) -> OperatorProcess:
         op = OperatorProcess(
             namespace,
             tmp_path / f"{identity}.log",
+            endpoints=endpoints,
             args=(
                 "--leader-elect",
                 f"--lease-namespace={namespace}",
@@ -75,7 +76,7 @@ def writes_in(op: OperatorProcess) -> list[str]:
 
 
 def two_replicas_a_leading(
-    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
 ) -> tuple[OperatorProcess, OperatorProcess]:
     a = replica("a")
     wait_leader(driver, namespace, "a", timeout=10)
@@ -84,7 +85,7 @@ def two_replicas_a_leading(
 
 
 def test_one_replica_acts_and_the_standby_writes_nothing(
-    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
 ) -> None:
     a, b = two_replicas_a_leading(driver, namespace, replica)
 
@@ -98,7 +99,7 @@ def test_one_replica_acts_and_the_standby_writes_nothing(
 
 
 def test_the_leader_killed_before_the_switch_hands_over_and_the_switch_happens_once(
-    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
 ) -> None:
     a, _b = two_replicas_a_leading(driver, namespace, replica)
     driver.create_app(namespace, APP, hello())
@@ -120,7 +121,7 @@ def test_the_leader_killed_before_the_switch_hands_over_and_the_switch_happens_o
 
 
 def test_the_leader_killed_right_after_the_switch_is_not_switched_twice(
-    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
 ) -> None:
     a, _b = two_replicas_a_leading(driver, namespace, replica)
     driver.create_app(namespace, APP, hello(scaleDownDelaySeconds=2))
@@ -145,7 +146,7 @@ def test_the_leader_killed_right_after_the_switch_is_not_switched_twice(
 
 
 def test_a_paused_leader_is_replaced_and_writes_nothing_when_it_resumes(
-    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
 ) -> None:
     a, b = two_replicas_a_leading(driver, namespace, replica)
     driver.create_app(namespace, APP, hello())
@@ -171,7 +172,7 @@ def test_a_paused_leader_is_replaced_and_writes_nothing_when_it_resumes(
 
 
 def test_a_clean_shutdown_hands_over_at_once(
-    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess]
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
 ) -> None:
     a, _b = two_replicas_a_leading(driver, namespace, replica)
     driver.create_app(namespace, APP, hello())
@@ -184,3 +185,51 @@ def test_a_clean_shutdown_hands_over_at_once(
     assert "released lease" in a.log_path.read_text()
     driver.patch_spec(namespace, APP, {"template": template("v2")})
     driver.wait_app(namespace, APP, phase="Paused", previewColor="green")
+
+
+def test_the_standby_serves_metrics_and_is_ready_and_takes_over_the_leader_gauge(
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
+) -> None:
+    a = replica("a", endpoints=True)
+    wait_leader(driver, namespace, "a", timeout=10)
+    b = replica("b", endpoints=True)
+    lease = f"standby: waiting for lease {namespace}/{LEASE}\n"
+    wait_for(lambda: b.readiness() == (200, lease), timeout=10, what="b ready as standby")
+    wait_for(lambda: a.readiness()[0] == 200, timeout=30, what="a ready as leader")
+    assert a.scrape()["bluegreen_leader"] == 1
+    standby = b.scrape()
+    assert standby["bluegreen_leader"] == 0
+    # The standby asks for the lease every retry period, and writes nothing else.
+    gets = 'bluegreen_api_requests_total{code="200",verb="GET"}'
+    wait_for(lambda: b.scrape()[gets] > standby[gets], timeout=5, what="b to poll the lease")
+    assert b.scrape().get('bluegreen_api_requests_total{code="200",verb="PUT"}', 0) == 0
+
+    a.stop()
+    wait_for(lambda: b.scrape()["bluegreen_leader"] == 1, timeout=LEASE_SECONDS, what="b leads")
+    wait_for(lambda: b.readiness()[0] == 200, timeout=30, what="b ready as leader")
+    assert b.readiness()[1].startswith("leading: ")
+    assert b.scrape()['bluegreen_api_requests_total{code="200",verb="PUT"}'] >= 1  # the lease
+
+
+def test_sigterm_finishes_the_passes_under_way_before_it_releases_the_lease(
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
+) -> None:
+    """Many apps at once keep the leader's workers busy; SIGTERM in the middle: every pass
+    under way ends with its writes done (none refused by fencing, none failed), then the
+    lease goes, and only then does the standby write."""
+    a, b = two_replicas_a_leading(driver, namespace, replica)
+    for i in range(12):
+        driver.create_app(namespace, f"app-{i}", hello())
+    wait_for(lambda: len(writes_in(a)) >= 3, timeout=30, what="a to be writing")
+    a.stop()
+
+    assert a.proc is not None and a.proc.returncode == 0, a.tail()
+    log = a.log_path.read_text()
+    assert "released lease" in log
+    assert "does not lead" not in log and "reconcile of" not in log, a.tail(60)
+    released_at = next(line[:23] for line in log.splitlines() if "released lease" in line)
+    assert all(line[:23] <= released_at for line in writes_in(a))
+    for i in range(12):
+        driver.wait_app(namespace, f"app-{i}", phase="Healthy")
+    assert writes_in(b), "b finished nothing"
+    assert all(line[:23] >= released_at for line in writes_in(b))

@@ -362,3 +362,35 @@ def test_a_due_timer_goes_before_bulk_work() -> None:
     order = asyncio.run(scenario())
     assert len(order) == 21
     assert order.index(("shop", "scale-down")) < 6  # after the pass or two of its 50 ms
+
+
+def test_drain_lets_the_pass_under_way_finish_and_starts_no_other() -> None:
+    """At SIGTERM: the write under way completes; nothing new begins before the lease goes."""
+
+    async def scenario() -> tuple[bool, Recorder, float]:
+        rec = Recorder(seconds=0.3)
+        q = ReconcileQueue(rec, concurrency=1)
+        q.trigger(A)
+        q.trigger(B)  # waits for the one worker
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        drained = await q.drain(timeout=5)
+        took = time.monotonic() - started
+        q.trigger(A)
+        await asyncio.sleep(0.1)
+        return drained, rec, took
+
+    drained, rec, took = asyncio.run(scenario())
+    assert drained
+    assert took >= 0.2  # it waited for A's pass
+    assert dict(rec.passes) == {A: 1}  # B never started, nor A again
+
+
+def test_drain_gives_up_after_its_timeout() -> None:
+    async def scenario() -> bool:
+        q = ReconcileQueue(Recorder(seconds=1.0))
+        q.trigger(A)
+        await asyncio.sleep(0.05)
+        return await q.drain(timeout=0.1)
+
+    assert asyncio.run(scenario()) is False

@@ -1,0 +1,324 @@
+"""The operator's Prometheus metrics: every definition and every rule of them, here.
+
+Other modules call one function each at the point where something happens (a request to
+the API server, a reconcile, a plan, a write, a status); this module turns that into
+metrics. Nothing here reads the cluster.
+
+Label cardinality is bounded by design: no metric carries an app's namespace or name.
+Per-app facts are aggregated (apps by phase) or folded into histograms (switch latencies);
+the per-app bookkeeping behind them is one small entry per app, dropped when the app goes.
+
+Each :class:`Metrics` has its own registry (not prometheus_client's global one), so tests
+create as many as they like; the process uses one, :func:`current`.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import prometheus_client
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from bluegreen.models import BlueGreenAppStatus, Phase
+from bluegreen.planner import Action, App, Plan
+
+Key = tuple[str, str]  # (namespace, name)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# The `_created` series (a timestamp per counter and histogram) double the scrape for
+# nothing Prometheus uses here.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+PHASES: tuple[Phase, ...] = ("Healthy", "Progressing", "Paused", "Degraded")
+# Degraded reasons that mean the pass itself failed (a write or read was refused, the spec
+# cannot be served). ChildConflict and RolloutFailed are the app's state, not the pass's.
+REPORTED_ERRORS = frozenset({"InvalidSpec", "Forbidden", "ChildRejected"})
+# Plan reasons that say the new revision is rolled out at the size prod needs while
+# promote is true: the switch is due as soon as the preview's endpoints list every pod.
+SWITCH_DUE = frozenset({"WaitingForEndpoints", "Switched"})
+
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+READY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# A release includes its rollout and, without promote, the wait for someone to promote it.
+CHANGE_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0)
+
+
+class QueueDepth(Protocol):
+    def depth(self) -> tuple[int, int, int]:
+        """(waiting, running, parked)"""
+        ...
+
+
+@dataclass
+class _Release:
+    """The revision an app is being released to, and when this process first saw it
+    (planned) and first saw it due (rolled out at full size with promote)."""
+
+    revision: str
+    changed_at: float
+    due_at: float | None = None
+
+
+class _Collector(Collector):
+    """Values computed at scrape time from the operator's own state."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = weakref.ref(metrics)
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self._metrics()
+        if metrics is None:
+            return
+        apps = GaugeMetricFamily(
+            "bluegreen_apps",
+            "BlueGreenApps by status.phase, as the last pass of each on this replica found it",
+            labels=["phase"],
+        )
+        for phase, count in metrics.apps_by_phase().items():
+            apps.add_metric([phase], count)
+        yield apps
+        queue = GaugeMetricFamily(
+            "bluegreen_queue_apps",
+            "Apps in the reconcile queue: waiting for a worker, being reconciled, parked "
+            "while the API server cannot be reached",
+            labels=["state"],
+        )
+        states = ("waiting", "running", "parked")
+        for state, count in zip(states, metrics.queue_depth(), strict=True):
+            queue.add_metric([state], count)
+        yield queue
+
+
+class Metrics:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = prometheus_client.CollectorRegistry()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._phases: dict[Key, Phase] = {}
+        self._releases: dict[Key, _Release] = {}
+        self._queue: Callable[[], QueueDepth | None] = lambda: None
+        r = self.registry
+        self.leader = prometheus_client.Gauge(
+            "bluegreen_leader",
+            "1 while this replica leads (or runs without leader election), 0 on standby",
+            registry=r,
+        )
+        self.switches = prometheus_client.Counter(
+            "bluegreen_switches", "Prod Service selector switches written", registry=r
+        )
+        self.switch_after_due = prometheus_client.Histogram(
+            "bluegreen_switch_after_ready_seconds",
+            "From the first plan that found the new revision rolled out at the size prod "
+            "needs with promote true, to the switch write acknowledged",
+            buckets=READY_BUCKETS,
+            registry=r,
+        )
+        self.switch_after_change = prometheus_client.Histogram(
+            "bluegreen_switch_after_change_seconds",
+            "From the first plan for a new revision (the template change) to the switch "
+            "write acknowledged; includes the rollout and any wait for promote",
+            buckets=CHANGE_BUCKETS,
+            registry=r,
+        )
+        self.reconcile_duration = prometheus_client.Histogram(
+            "bluegreen_reconcile_duration_seconds",
+            "Duration of one reconcile pass of one app, failed ones included",
+            buckets=RECONCILE_BUCKETS,
+            registry=r,
+        )
+        self.reconcile_errors = prometheus_client.Counter(
+            "bluegreen_reconcile_errors",
+            "Reconcile passes that failed, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.api_requests = prometheus_client.Counter(
+            "bluegreen_api_requests",
+            "Requests of the operator to the API server (not Kopf's watches), by HTTP "
+            "method and status code (<error>: no answer)",
+            ["verb", "code"],
+            registry=r,
+        )
+        self.api_duration = prometheus_client.Histogram(
+            "bluegreen_api_request_duration_seconds",
+            "Time to the API server's answer, by HTTP method",
+            ["verb"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        r.register(_Collector(self))
+        prometheus_client.ProcessCollector(registry=r)
+
+    # ---------------------------------------------------------------- exposition
+
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The scrape's body and content type (OpenMetrics when the scraper asks for it)."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+    # ---------------------------------------------------------------- scrape-time state
+
+    def apps_by_phase(self) -> dict[Phase, int]:
+        with self._lock:
+            phases = list(self._phases.values())
+        return {phase: phases.count(phase) for phase in PHASES}
+
+    def queue_depth(self) -> tuple[int, int, int]:
+        queue = self._queue()
+        return queue.depth() if queue is not None else (0, 0, 0)
+
+    def track_queue(self, queue: QueueDepth) -> None:
+        self._queue = weakref.ref(queue)
+
+    def track_leader(self, is_leading: Callable[[], bool]) -> None:
+        self.leader.set_function(lambda: 1.0 if is_leading() else 0.0)
+
+    # ---------------------------------------------------------------- events
+
+    def api_answered(self, verb: str, code: str, seconds: float) -> None:
+        self.api_requests.labels(verb, code).inc()
+        self.api_duration.labels(verb).observe(seconds)
+
+    def reconciled(self, seconds: float, error: BaseException | None) -> None:
+        self.reconcile_duration.observe(seconds)
+        if error is not None:
+            self.reconcile_errors.labels(error_reason(error)).inc()
+
+    def planned(self, key: Key, plan: Plan) -> None:
+        """Start the clocks of a release: the first plan for a revision, and the first
+        plan that finds it due."""
+        now = self._clock()
+        revision = plan.status.preview_revision
+        if plan.switches:
+            revision = plan.status.active_revision
+        with self._lock:
+            if revision is None:
+                self._releases.pop(key, None)  # nothing waits (or the preview was abandoned)
+                return
+            release = self._releases.get(key)
+            if release is None or release.revision != revision:
+                release = self._releases[key] = _Release(revision, now)
+            if plan.status.reason in SWITCH_DUE and release.due_at is None:
+                release.due_at = now
+
+    def written(self, key: Key, action: Action) -> None:
+        """A write the API server acknowledged; a switch stops the clocks."""
+        if action.reason != "Switched":
+            return
+        now = self._clock()
+        self.switches.inc()
+        with self._lock:
+            release = self._releases.pop(key, None)
+        if release is None:
+            return  # the release began before this replica led: its start is unknown
+        self.switch_after_change.observe(now - release.changed_at)
+        if release.due_at is not None:
+            self.switch_after_due.observe(now - release.due_at)
+
+    def status_computed(self, key: Key, phase: Phase | None, degraded_reason: str | None) -> None:
+        with self._lock:
+            if phase is not None:
+                self._phases[key] = phase
+        if degraded_reason in REPORTED_ERRORS:
+            self.reconcile_errors.labels(degraded_reason).inc()
+
+    def app_gone(self, key: Key) -> None:
+        with self._lock:
+            self._phases.pop(key, None)
+            self._releases.pop(key, None)
+
+
+def error_reason(err: BaseException) -> str:
+    """A fixed word for what made a pass fail (a bounded label)."""
+    from bluegreen.kube import ApiError, NotLeading  # kube.py itself reports to this module
+
+    if isinstance(err, NotLeading):
+        return "NotLeading"
+    if isinstance(err, ApiError):
+        return "ApiUnavailable" if err.status == 429 or err.status >= 500 else "ApiError"
+    if isinstance(err, OSError) or type(err).__module__.startswith("urllib3"):
+        return "ApiUnreachable"
+    return "Unexpected"
+
+
+# -------------------------------------------------------------------- the process's metrics
+
+_current = Metrics()
+
+
+def current() -> Metrics:
+    return _current
+
+
+def use(metrics: Metrics) -> Metrics:
+    """Make ``metrics`` the one the hooks report to; returns the previous one."""
+    global _current
+    previous, _current = _current, metrics
+    return previous
+
+
+# -------------------------------------------------------------------- hooks for other modules
+
+
+def api_call(verb: str, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Make one request (``call``) and count it with its answer's status code."""
+    started = time.perf_counter()
+    code = "<error>"
+    try:
+        response = call(*args, **kwargs)
+        code = str(getattr(response, "status", "<error>"))
+        return response
+    finally:
+        _current.api_answered(verb, code, time.perf_counter() - started)
+
+
+def timed_reconcile(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate the reconcile of one app: its duration, and why it failed when it raised."""
+
+    @functools.wraps(fn)
+    def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:
+            error = err
+            raise
+        finally:
+            _current.reconciled(time.perf_counter() - started, error)
+
+    return timed
+
+
+def observe_plan(app: App, plan: Plan) -> None:
+    _current.planned((app.owner.namespace, app.owner.name), plan)
+
+
+def observe_write(namespace: str, name: str, action: Action) -> None:
+    _current.written((namespace, name), action)
+
+
+def observe_status(body: dict[str, Any], new: BlueGreenAppStatus) -> None:
+    """The status a pass computed (written or not: it may be unchanged)."""
+    meta = body["metadata"]
+    degraded = next((c for c in new.conditions if c.type == "Degraded"), None)
+    reason = degraded.reason if degraded is not None and degraded.status == "True" else None
+    _current.status_computed((meta["namespace"], meta["name"]), new.phase, reason)
+
+
+def forget_app(namespace: str, name: str) -> None:
+    _current.app_gone((namespace, name))
+
+
+def track_queue(queue: QueueDepth) -> None:
+    _current.track_queue(queue)
