@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +41,12 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
+
+
+def plural_of(kind: str) -> str:
+    """The kind's name in the REST API (``Ingress`` -> ``ingresses``)."""
+    return _BASES[kind][1]
+
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -102,7 +109,26 @@ class Kube:
     def _post_queued_events(self) -> None:
         assert self._event_queue is not None
         while True:
-            self._post(self._event_queue.get())
+            event = self._event_queue.get()
+            try:
+                self._post(event)
+            finally:
+                self._event_queue.task_done()
+
+    def flush_events(self, timeout: float) -> bool:
+        """Wait until every queued Event is posted (a clean shutdown, while this replica
+        may still write); False when some are still waiting after ``timeout`` seconds."""
+        waiting = self._event_queue
+        if waiting is None:
+            return True
+        deadline = time.monotonic() + timeout
+        with waiting.all_tasks_done:
+            while waiting.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                waiting.all_tasks_done.wait(left)
+        return True
 
     def fenced(self, may_write: Callable[[], bool]) -> Kube:
         """A facade on the same connection pool (and request counts) whose writes ask
