@@ -164,7 +164,9 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
 
 def _perform(kube: Kube, namespace: str, action: Action) -> None:
     if action.verb == "delete":
-        kube.delete(action.kind, namespace, action.name)
+        # A check Job's pods go with it (for Jobs the API's default would orphan them).
+        propagation = "Background" if action.kind == "Job" else None
+        kube.delete(action.kind, namespace, action.name, propagation=propagation)
     elif action.verb == "create":
         assert action.body is not None
         kube.create(namespace, action.body)
