@@ -17,6 +17,7 @@ import kopf
 import urllib3
 
 from bluegreen import names, reconciler
+from bluegreen.checker import Checker
 from bluegreen.kube import ApiError, Kube
 from bluegreen.models import GROUP, PLURAL, VERSION
 from bluegreen.queue import Key, ReconcileQueue
@@ -34,6 +35,7 @@ CHILDREN = (
     ("discovery.k8s.io", "v1", "endpointslices"),
     ("", "v1", "services"),
     ("networking.k8s.io", "v1", "ingresses"),
+    ("batch", "v1", "jobs"),  # check Jobs
 )
 
 # Watches end every WATCH_SECONDS (the API server closes them, after a bookmark; Kopf
@@ -60,17 +62,24 @@ def is_api_outage(err: BaseException) -> bool:
 class Runtime:
     """What the handlers share: the API facade, the queue and the apps seen so far."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, checks_via_node_port: str | None = None) -> None:
         self.kube = kube
         self.queue = ReconcileQueue(
             self._reconcile, concurrency=CONCURRENCY, is_outage=is_api_outage
         )
+        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
         self.settled: set[Key] = set()  # Healthy at their latest generation, when last seen
 
     def _reconcile(self, key: Key) -> float | None:
-        return reconciler.reconcile(self.kube, *key).requeue_after
+        return reconciler.reconcile(self.kube, *key, checker=self.checker).requeue_after
+
+    def _check_changed(self, key: Key) -> None:
+        """A check's result changed (on a runner thread): wake the app on the loop."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.queue.trigger, key)
 
     async def resync_forever(self) -> None:
         while True:
@@ -113,6 +122,7 @@ class Runtime:
         self.generations.pop(key, None)
         self.settled.discard(key)
         self.queue.forget(key)
+        self.checker.forget(key)
 
 
 @kopf.on.startup()
@@ -133,7 +143,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = True
     # The operator posts its own Events; Kopf's would be about its own internals.
     settings.posting.enabled = False
-    runtime = Runtime(memo.kube)
+    runtime = Runtime(memo.kube, memo.get("checks_via_node_port"))
+    runtime.loop = asyncio.get_running_loop()
     memo.runtime = runtime
     memo.resync = asyncio.get_running_loop().create_task(runtime.resync_forever())
 
@@ -141,6 +152,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo.resync.cancel()
+    memo.runtime.checker.stop_all()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import pydantic
 
-from bluegreen import names, planner, status
+from bluegreen import gates, names, planner, status
+from bluegreen.checker import Checker
 from bluegreen.clock import utcnow
 from bluegreen.desired import Owner
 from bluegreen.kube import ApiError, Kube
@@ -48,17 +49,23 @@ class InvalidSpec(Exception):
     """The app's spec cannot be served as it is: the user must change it."""
 
 
-def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> Outcome:
+def reconcile(
+    kube: Kube, namespace: str, name: str, clock: Clock = utcnow, checker: Checker | None = None
+) -> Outcome:
     """One pass over one app. Whatever one app holds, the pass ends in a status that says
-    what happened: no content of one object may stop the operator or wedge its app."""
+    what happened: no content of one object may stop the operator or wedge its app.
+    ``checker``: the check runner, which this pass reads and tells what to probe."""
+    checker = checker or Checker()
     body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
+        checker.forget((namespace, name))
         return Outcome()  # gone or going: the garbage collector removes the children
     generation = int(body["metadata"].get("generation", 0))
     previous = status.recorded(body.get("status"))
     now = clock()
 
     def stop(reason: str, message: str, requeue_after: float | None = None) -> Outcome:
+        checker.forget((namespace, name))
         stopped = status.stopped(reason, message, generation=generation, previous=previous, now=now)
         _write_status(kube, body, stopped)
         return Outcome(requeue_after=requeue_after, failures=[message])
@@ -69,6 +76,7 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
         return stop("InvalidSpec", str(err))
     try:
         observed = observe(kube, app)
+        observed = observe_checks(kube, app, observed, checker)
     except ApiError as err:
         if err.status != 403:
             raise
@@ -83,6 +91,7 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
         log.exception("%s/%s: planning failed", namespace, name)
         message = f"the operator cannot plan this spec: {type(err).__name__}: {err}"
         return stop("InvalidSpec", message[:1024], RETRY_AFTER_PLAN_FAILURE)
+    checker.want((namespace, name), the_plan.probes)
     outcome = act(kube, body, the_plan)
     new = status.after_pass(
         the_plan,
@@ -130,6 +139,17 @@ def observe(kube: Kube, app: App) -> Observed:
         prod_endpoints=kube.endpoints_of_service(ns, names.service_name(name, "prod")),
         replicasets=kube.select("ReplicaSet", ns, f"{names.LABEL_APP}={name}"),
     )
+
+
+def observe_checks(kube: Kube, app: App, observed: Observed, checker: Checker) -> Observed:
+    """What the gates need: the runner's tallies, and the app's check Jobs (listed only when
+    the spec has a Job check: other apps pay nothing for them)."""
+    tallies = checker.tallies((app.owner.namespace, app.owner.name))
+    jobs: list[Obj] = []
+    if gates.job_checks(app.spec):
+        selector = f"{names.LABEL_APP}={app.owner.name},{names.LABEL_CHECK}"
+        jobs = kube.select("Job", app.owner.namespace, selector)
+    return replace(observed, check_tallies=tallies, jobs=jobs)
 
 
 def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:

@@ -12,7 +12,7 @@ import copy
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,8 +21,11 @@ import urllib3
 
 from bluegreen import names, planner, reconciler
 from bluegreen.__main__ import make_room_for_deep_objects
+from bluegreen.checker import Checker
+from bluegreen.gates import Probe, RunKey, Tally
 from bluegreen.kube import ApiError, Kube
 from bluegreen.models import KIND
+from bluegreen.revision import revision_of
 
 from test_planner import NOW, T1, T2, deployment, replicaset, service, spec
 from test_planner import endpoints as endpoint_list
@@ -350,3 +353,57 @@ def test_a_switch_with_a_delay_below_kube_proxys_lag_is_warned_about(
     assert prod_color(api) == "green"
     reasons = [e["reason"] for e in api.events]
     assert ("ShortScaleDownDelay" in reasons) is warned
+
+
+# ------------------------------------------------------------------ gates
+
+
+class RecordingChecker(Checker):
+    """The check runner without threads: records what each pass asks it to probe."""
+
+    def __init__(self, tallies: dict[RunKey, Tally] | None = None) -> None:
+        super().__init__()
+        self.fixed = tallies or {}
+        self.wanted: list[list[RunKey]] = []
+
+    def tallies(self, app: tuple[str, str]) -> dict[RunKey, Tally]:
+        return dict(self.fixed)
+
+    def want(self, app: tuple[str, str], probes: Sequence[Probe]) -> None:
+        self.wanted.append([p.key for p in probes])
+
+
+SMOKE_CHECK = {"name": "smoke", "http": {"path": "/api"}}
+
+
+def test_a_pass_hands_the_due_checks_to_the_runner_and_does_not_switch_yet() -> None:
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, checks=[SMOKE_CHECK]))
+    runner = RecordingChecker()
+    reconciler.reconcile(api, NS, NAME, clock, checker=runner)
+    assert runner.wanted == [[RunKey("smoke", "preview", revision_of(T2), 0)]]
+    assert prod_color(api) == "blue"
+    assert api.app_status["checks"][0]["state"] == "Running"
+
+
+def test_a_pass_reads_the_runners_results_and_switches_once_they_passed() -> None:
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, checks=[SMOKE_CHECK]))
+    passed = {RunKey("smoke", "preview", revision_of(T2), 0): Tally("Passed", 3, 0, "HTTP 200")}
+    runner = RecordingChecker(passed)
+    reconciler.reconcile(api, NS, NAME, clock, checker=runner)
+    assert prod_color(api) == "green"
+    assert runner.wanted == [[]]
+
+
+def test_check_jobs_are_listed_only_for_apps_with_a_job_check() -> None:
+    api = preview_ready_for_switch()
+    reconciler.reconcile(api, NS, NAME, clock, checker=RecordingChecker())
+    assert not [p for _, p in api.log if "/jobs" in p]
+    job_check = {"name": "db", "job": {"template": {"spec": {"containers": [{"name": "t"}]}}}}
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, checks=[job_check]))
+    reconciler.reconcile(api, NS, NAME, clock, checker=RecordingChecker())
+    assert ("GET", f"/apis/batch/v1/namespaces/{NS}/jobs") in api.log
+    assert [p for m, p in api.log if m == "POST" and "/jobs" in p]  # its Job is created
+    assert prod_color(api) == "blue"
