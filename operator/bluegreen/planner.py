@@ -814,14 +814,7 @@ def _new_revision(
             waiting, phase="Degraded", reason="RolloutFailed", message=f"preview {idle}: {failure}"
         )
     elif mark is not None:
-        status = replace(
-            waiting,
-            phase="Degraded",
-            reason="RolledBack",
-            message=f"revision {want} failed after its switch and prod was switched back to "
-            f"{active} (revision {active_rev}); it is not promoted again until the template "
-            "or spec.retryChecks changes",
-        )
+        status = _rolled_back_status(app, waiting, want)
     elif gate.failed is not None:
         failed = gate.failed
         status = replace(
@@ -871,6 +864,27 @@ def _new_revision(
         status,
         probes=_preview_probes(app, ours, gate) if started else (),
         jobs=_check_jobs(app, gate) if started else (),
+    )
+
+
+def _rolled_back_status(app: App, waiting: Status, want: str) -> Status:
+    """Degraded while the spec still asks for a revision that was switched back: the
+    message of the switch back (what failed, and how) stays, so does the failed check."""
+    recorded = app.recorded or BlueGreenAppStatus()
+    after_switch = tuple(c for c in recorded.checks if c.stage == "prod" and c.revision == want)
+    message = (
+        f"revision {want} failed after its switch and prod was switched back to "
+        f"{waiting.active_color} (revision {waiting.active_revision}); it is not promoted "
+        "again until the template or spec.retryChecks changes"
+    )
+    if recorded.rolledBackRevision == want and recorded.message:
+        message = recorded.message
+    return replace(
+        waiting,
+        phase="Degraded",
+        reason="RolledBack",
+        message=message,
+        checks=waiting.checks + after_switch,
     )
 
 

@@ -31,6 +31,7 @@ KINDS = {
     "CustomResourceDefinition": "apiextensions.k8s.io/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
     "Lease": "coordination.k8s.io/v1",
+    "Job": "batch/v1",
     APP[1]: APP[0],
 }
 

@@ -467,6 +467,24 @@ def test_a_switched_back_revision_is_never_promoted_again() -> None:
     assert writes(p) == []  # the mark stays on the prod Service: no write
 
 
+def test_the_switch_backs_message_and_failed_check_stay_while_the_spec_asks_for_it() -> None:
+    a, obs = rolled_back_state()
+    failed = CheckStatus(name="smoke", stage="prod", revision=R2, state="Failed", failures=2)
+    recorded = a.recorded.model_copy(  # type: ignore[union-attr]
+        update={
+            "checks": [*a.recorded.checks, failed],  # type: ignore[union-attr]
+            "message": "revision x failed after the switch (check smoke: HTTP 500)",
+            "rolledBackRevision": R2,
+        }
+    )
+    p = plan(replace(a, recorded=recorded), obs, NOW)
+    assert p.status.message == recorded.message  # the same words: no second Warning Event
+    assert [(c.stage, c.state) for c in p.status.checks] == [
+        ("preview", "Passed"),
+        ("prod", "Failed"),
+    ]
+
+
 def test_the_mark_falls_back_on_the_status_when_the_service_lost_it() -> None:
     a, obs = rolled_back_state()
     prod = service("prod", "blue", a.spec, switched(NOW - timedelta(seconds=3), R2), live=T1)
