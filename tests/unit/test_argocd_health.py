@@ -79,7 +79,60 @@ def run_health_check(runtime_class: Any, obj: dict[str, Any]) -> dict[str, Any]:
     return dict(result.items())
 
 
+def gated(phase: str, reason: str, message: str, state: str) -> dict[str, Any]:
+    """A status with the gates' fields, as the operator writes them."""
+    status = observed(phase, message)
+    status["checks"] = [
+        {
+            "name": "smoke",
+            "stage": "preview",
+            "revision": "5d8f0c1a2b",
+            "retry": 0,
+            "state": state,
+            "successes": 0,
+            "failures": 3 if state == "Failed" else 1,
+            "message": "HTTP 500: failing v2 (expected 200)",
+        }
+    ]
+    status["conditions"] = [
+        {
+            "type": "Degraded",
+            "status": "True" if phase == "Degraded" else "False",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": "2026-11-27T10:00:00Z",
+        }
+    ]
+    return status
+
+
+CHECK_FAILED = (
+    "check smoke failed on the preview of revision 5d8f0c1a2b: HTTP 500: failing v2 "
+    "(expected 200); prod stays on blue (revision 1a2b3c4d5e); change the template or "
+    "spec.retryChecks to run the checks again"
+)
+CHECKING = "revision 5d8f0c1a2b is ready on green; checking it: smoke Running (1 successes)"
+ROLLED_BACK = (
+    "revision 5d8f0c1a2b failed after the switch (check smoke failed against prod: HTTP 500); "
+    "switched prod back to blue (revision 1a2b3c4d5e)"
+)
+
 CASES = [
+    pytest.param(
+        bluegreenapp(3, gated("Degraded", "CheckFailed", CHECK_FAILED, "Failed")),
+        {"status": "Degraded", "message": CHECK_FAILED},
+        id="failed-gate-is-degraded-with-its-answer",
+    ),
+    pytest.param(
+        bluegreenapp(3, gated("Progressing", "Checking", CHECKING, "Running")),
+        {"status": "Progressing", "message": CHECKING},
+        id="running-gate-is-progressing",
+    ),
+    pytest.param(
+        bluegreenapp(3, gated("Degraded", "RolledBack", ROLLED_BACK, "Failed")),
+        {"status": "Degraded", "message": ROLLED_BACK},
+        id="switched-back-is-degraded",
+    ),
     pytest.param(
         bluegreenapp(3, observed("Healthy", "blue (rev 5d8f) serves 2/2 ready pods")),
         {"status": "Healthy", "message": "blue (rev 5d8f) serves 2/2 ready pods"},
