@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from argocdhealth import argocd_health
+
 import realnode
 from driver import Driver
 from gitops import Application, GitRepo, Observed, StatusHistory
@@ -34,7 +36,6 @@ REPO = Path(__file__).resolve().parents[2]
 ARGOCD_SH = REPO / "hack" / "argocd.sh"
 EXAMPLES = REPO / "examples" / "hello"
 APPLICATION = REPO / "deploy" / "argocd" / "application.yaml"
-CM_PATCH = REPO / "deploy" / "argocd" / "argocd-cm-patch.yaml"
 PLUGIN = Path(sys.executable).parent / "kubectl-bluegreen"
 APP = "hello"
 # Short, so the old color's scale-down happens within the test.
@@ -316,25 +317,6 @@ def with_failing_job_check(text: str) -> str:
     return str(yaml.safe_dump(body, sort_keys=False))
 
 
-def argocd_health(argocd_bin: Path, obj: Obj, tmp_path: Path) -> tuple[str, str]:
-    """(status, message) of the shipped health check, run by Argo CD's CLI on ``obj``."""
-    live = tmp_path / "live.yaml"
-    live.write_text(yaml.safe_dump(obj))
-    result = subprocess.run(
-        [
-            str(argocd_bin / "argocd"),
-            *("admin", "settings", "resource-overrides", "health", str(live)),
-            *("--argocd-cm-path", str(CM_PATCH)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
-    return lines["STATUS"], lines["MESSAGE"]
-
-
 def test_a_release_with_a_failing_gate_is_degraded_in_argocd_with_the_gates_message(
     real_node: None, argocd: Path, gitops: GitOpsApp, driver: Driver, tmp_path: Path
 ) -> None:
@@ -348,7 +330,8 @@ def test_a_release_with_a_failing_gate_is_degraded_in_argocd_with_the_gates_mess
     assert application["status"]["health"]["status"] == "Degraded"
     # The resource's health message as the controller computes it (it keeps resource health
     # in its cache, not in the Application): Argo CD's own CLI, on the live object.
-    status, message = argocd_health(argocd, driver.app(ns, APP), tmp_path)
+    output = argocd_health(argocd, driver.app(ns, APP), tmp_path)
+    status, message = (line.split(": ", 1)[1] for line in output.splitlines())
     print(f"\nArgo CD: {status}: {message}\n{history.timeline()}")
     assert status == "Degraded"
     assert message.startswith("check smoke-test failed on the preview of revision"), message

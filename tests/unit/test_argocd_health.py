@@ -9,7 +9,6 @@ with floats and Lua 5.4 with integers, with the same libraries removed, for a qu
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import lupa.lua51
 import lupa.lua54
 import pytest
 import yaml
+
+from argocdhealth import argocd_health
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD_DIR = REPO / "deploy" / "argocd"
@@ -199,21 +200,8 @@ def test_health_in_argocd(
     argocd_bin: Path, tmp_path: Path, obj: dict[str, Any], expected: dict[str, str]
 ) -> None:
     """Argo CD's own CLI runs the health check from argocd-cm-patch.yaml, as shipped."""
-    manifest = tmp_path / "bluegreenapp.yaml"
-    manifest.write_text(yaml.safe_dump(obj))
-    result = subprocess.run(
-        [
-            str(argocd_bin / "argocd"),
-            *("admin", "settings", "resource-overrides", "health", str(manifest)),
-            *("--argocd-cm-path", str(CM_PATCH)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, f"argocd failed:\n{result.stdout}{result.stderr}"
-    assert result.stdout == f"STATUS: {expected['status']}\nMESSAGE: {expected['message']}\n"
+    output = argocd_health(argocd_bin, obj, tmp_path)
+    assert output == f"STATUS: {expected['status']}\nMESSAGE: {expected['message']}\n"
 
 
 def test_configmap_patch_embeds_health_lua_verbatim() -> None:
