@@ -326,6 +326,8 @@ def test_a_release_with_a_failing_gate_is_degraded_in_argocd_with_the_gates_mess
         gated = with_failing_job_check(manifest("bluegreenapp-v2-promoted.yaml"))
         sha = gitops.commit("hello 2.0.0, promoted behind a smoke test", gated)
         application = gitops.application.wait(sha, "Synced", "Degraded", timeout=180)
+        time.sleep(5)  # it stays so, and the operator's status writes make no drift
+        assert gitops.application.observed().health == "Degraded"
 
     assert application["status"]["health"]["status"] == "Degraded"
     # The resource's health message as the controller computes it (it keeps resource health
