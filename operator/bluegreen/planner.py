@@ -437,33 +437,42 @@ def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _De
 
 
 def _switch_record(app: App, prod: Obj | None) -> dict[str, str]:
-    """When prod last switched and from which revision: on the prod Service, or, should it
-    have lost them, in the status."""
+    """When prod last switched and from which revision (and a revision switched back, while
+    it matters): on the prod Service, or, should it have lost them, in the status."""
     keys = (names.ANNOTATION_SWITCHED_AT, names.ANNOTATION_PREVIOUS_REVISION)
     record = {k: v for k in keys if (v := annotation(prod, k))}
     recorded = app.recorded
-    mark = _rolled_back_mark(app, prod)
+    if names.ANNOTATION_SWITCHED_AT not in record and recorded is not None:
+        fallback = {
+            names.ANNOTATION_SWITCHED_AT: recorded.lastSwitchTime,
+            names.ANNOTATION_PREVIOUS_REVISION: recorded.previousRevision,
+        }
+        record.update({k: v for k, v in fallback.items() if v})
+    mark = _rolled_back_mark(app, prod, record.get(names.ANNOTATION_PREVIOUS_REVISION))
     if mark is not None:
         record[names.ANNOTATION_ROLLED_BACK] = gates.format_mark(*mark)
-    if names.ANNOTATION_SWITCHED_AT in record or recorded is None:
-        return record
-    fallback = {
-        names.ANNOTATION_SWITCHED_AT: recorded.lastSwitchTime,
-        names.ANNOTATION_PREVIOUS_REVISION: recorded.previousRevision,
-    }
-    return {**record, **{k: v for k, v in fallback.items() if v}}
+    return record
 
 
-def _rolled_back_mark(app: App, prod: Obj | None) -> tuple[str, int] | None:
-    """The revision switched back after a failed check, while the template still asks for
-    it (a new template ends it): on the prod Service, or, should it be lost, the status."""
+def _rolled_back_mark(app: App, prod: Obj | None, previous: str | None) -> tuple[str, int] | None:
+    """The revision switched back after a failed check, kept while it matters: while the
+    template still asks for it (it is not promoted again), and while that switch back is
+    the last switch (prod is not verified onto it again). On the prod Service, or, should
+    it be lost, the status."""
     mark = gates.parse_mark(annotation(prod, names.ANNOTATION_ROLLED_BACK))
     recorded = app.recorded
     if mark is None and recorded is not None and recorded.rolledBackRevision:
         mark = (recorded.rolledBackRevision, recorded.rolledBackRetry or 0)
-    if mark != (revision_of(app.spec.template), app.spec.retryChecks):
-        return None  # a new template, or checks asked to run again
+    if mark is None or (mark[0] != revision_of(app.spec.template) and mark[0] != previous):
+        return None
     return mark
+
+
+def _blocking_mark(app: App, record: dict[str, str]) -> tuple[str, int] | None:
+    """The mark when it stops the spec's revision from being promoted: the same revision
+    under the same ``spec.retryChecks`` (a new template or a retry ends it)."""
+    mark = _mark_of(record)
+    return mark if mark == (revision_of(app.spec.template), app.spec.retryChecks) else None
 
 
 def _mark_of(record: dict[str, str]) -> tuple[str, int] | None:
@@ -750,7 +759,7 @@ def _new_revision(
     ready_eps = ready_endpoints_of(observed.preview_endpoints, new_pods)
     # The checks start once the preview serves the new revision with every pod ready; a
     # revision switched back after a failed check waits for a new template or a retry.
-    mark = _mark_of(record)
+    mark = _blocking_mark(app, record)
     ready = rolled_out and ready_eps >= target
     gate = _gate(app, observed, "preview", want, started=ready and mark is None)
     waiting = Status(

@@ -507,6 +507,32 @@ def test_a_new_template_ends_the_mark() -> None:
     assert p.status.rolled_back is None and p.status.reason != "RolledBack"
 
 
+def test_reverting_to_the_live_revision_after_a_switch_back_verifies_nothing() -> None:
+    """prod is back on R1 and the template says R1 again: R2 (the failed one) still runs on
+    the other color during the window, and prod must never be switched onto it."""
+    a, obs = rolled_back_state()
+    a = replace(a, spec=spec(T1, checks=[SMOKE], promote=True))
+    failing = {key(stage="prod", revision=R1): Tally("Failed", 0, 2, "HTTP 500")}
+    p = plan(a, replace(obs, check_tallies=failing), NOW)
+    assert not p.switches and p.probes == ()
+    assert p.status.phase == "Healthy" and p.status.rolled_back is None
+    # preview goes back to the live color; the prod Service keeps the mark: no write to it
+    assert writes(p) == [("update", "Service", "demo-preview")]
+
+
+def test_a_new_template_after_a_switch_back_is_checked_and_promoted() -> None:
+    a, obs = rolled_back_state()
+    a = replace(a, spec=spec(T3, checks=[SMOKE], promote=True))
+    obs = replace(obs, check_tallies={key(revision=revision_of(T3)): Tally("Passed", 2)})
+    obs = observed(**{**_parts(obs), "green": deployment("green", T3, 3)})
+    p = plan(
+        a, replace(obs, check_tallies={key(revision=revision_of(T3)): Tally("Passed", 2)}), NOW
+    )
+    assert p.switches
+    prod = body(p, "Service", "demo")
+    assert names.ANNOTATION_ROLLED_BACK not in prod["metadata"]["annotations"]
+
+
 def test_the_status_keeps_the_mark_and_a_stopped_pass_too() -> None:
     a, obs = rolled_back_state()
     p: Plan = plan(a, obs, NOW)
