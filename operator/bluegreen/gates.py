@@ -315,7 +315,7 @@ def parse_mark(raw: str | None) -> tuple[str, int] | None:
     if not raw or "/" not in raw:
         return None
     revision, _, retry = raw.rpartition("/")
-    return (revision, int(retry)) if retry.isdigit() else None
+    return (revision, int(retry)) if retry.isascii() and retry.isdigit() else None
 
 
 def format_mark(revision: str, retry: int) -> str:

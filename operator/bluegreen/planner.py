@@ -571,7 +571,7 @@ def _jobs_by_run(app: App, observed: Observed) -> dict[gates.RunKey, Obj]:
         labels = job.get("metadata", {}).get("labels") or {}
         check, rev = labels.get(names.LABEL_CHECK), labels.get(names.LABEL_REVISION)
         retry = labels.get(names.LABEL_CHECK_RETRY, "")
-        if is_owned_by(job, app.owner) and check and rev and retry.isdigit():
+        if is_owned_by(job, app.owner) and check and rev and retry.isascii() and retry.isdigit():
             out[gates.RunKey(check, "preview", rev, int(retry))] = job
     return out
 

@@ -131,6 +131,15 @@ def test_check_names_are_unique_and_ports_exist() -> None:
     assert spec(checks=[{"name": "x", "http": {"port": 80}}]).checks[0].http is not None
 
 
+@pytest.mark.parametrize("raw", [None, "", "abc", "abc/", "abc/x", "abc/²", "abc/-1", "/"])
+def test_a_mangled_mark_reads_as_none(raw: str | None) -> None:
+    assert gates.parse_mark(raw) is None
+
+
+def test_a_mark_round_trips() -> None:
+    assert gates.parse_mark(gates.format_mark(R2, 7)) == (R2, 7)
+
+
 def test_job_names_fit_a_label_and_differ_per_run() -> None:
     long_app = "a" * 55
     name = gates.job_name(long_app, "smoke", R2, 0)
