@@ -840,7 +840,14 @@ def _new_revision(
             waiting,
             message=f"rolling out revision {want} on {idle}: {have}/{target} pods available",
         )
-    elif ready and gate.state != "Passed":
+    elif gate.state != "Passed" and not ready:
+        status = replace(
+            waiting,
+            reason="WaitingForEndpoints",
+            message=f"revision {want} is rolled out on {idle}; its checks start once the "
+            f"preview Service lists its pods ready: {ready_eps}/{target}",
+        )
+    elif gate.state != "Passed":
         status = replace(
             waiting,
             reason="Checking",

@@ -271,6 +271,17 @@ def test_preview_not_ready_checks_are_pending_and_nothing_is_probed() -> None:
     assert p.status.phase == "Progressing"
 
 
+@pytest.mark.parametrize("promote", [True, False])
+def test_checks_wait_for_the_preview_endpoints_and_never_claim_to_have_passed(
+    promote: bool,
+) -> None:
+    obs = observed(**{**_parts(preview_waiting()), "eps": endpoints("demo-green", 3, ready=False)})
+    p = plan(checked(promote=promote), obs, NOW)
+    assert (p.status.phase, p.status.reason) == ("Progressing", "WaitingForEndpoints")
+    assert "its checks start once" in p.status.message and "0/3" in p.status.message
+    assert [c.state for c in p.status.checks] == ["Pending"] and p.probes == ()
+
+
 def test_ready_preview_is_checked_before_the_switch() -> None:
     p = plan(checked(promote=True), preview_waiting(), NOW)
     assert not p.switches
