@@ -143,14 +143,14 @@ def test_a_version_passing_its_checks_is_promoted_and_verified(
 def test_a_version_failing_after_the_switch_is_switched_back_before_the_old_color_goes(
     gated_operator: OperatorProcess, driver: Driver, namespace: str
 ) -> None:
-    """Each v2 pod answers /api three times, then 500: the preview's checks (2 requests)
-    pass whatever pod they reach; prod is verified after the switch and switched back while
-    v1 still runs. Two pods each: with one, a readiness probe slowed past its 1 s timeout on
-    a busy machine empties the Service for a moment (the real-traffic tests run three)."""
-    port = deploy_v1(driver, namespace, "web", replicas=2, checks=[SMOKE])
+    """Each v2 pod answers /api twice, then 500: the preview's checks (2 requests in all)
+    pass whatever pods they reach; prod is verified after the switch and switched back while
+    v1 still runs. Three pods per color, as in the real-traffic tests: with fewer, a
+    request was refused now and then on this busy machine, also before any switch."""
+    port = deploy_v1(driver, namespace, "web", checks=[SMOKE])
     old = str(driver.selector_color(namespace, "web"))
     old_pods = {p["metadata"]["uid"] for p in driver.pods(namespace, f"bluegreen.dev/color={old}")}
-    v2 = template("v2", FAIL_PATH="/api", FAIL_AFTER="3")
+    v2 = template("v2", FAIL_PATH="/api", FAIL_AFTER="2")
     switched = back = None
 
     with LoadGenerator("127.0.0.1", port, rate=RATE, max_seconds=150) as load:
@@ -181,7 +181,7 @@ def test_a_version_failing_after_the_switch_is_switched_back_before_the_old_colo
     # v1's pods were never scaled down nor replaced: the switch back needed no new pod
     still = {p["metadata"]["uid"] for p in driver.pods(namespace, f"bluegreen.dev/color={old}")}
     assert still == old_pods
-    assert driver.deployment(namespace, f"web-{old}")["spec"]["replicas"] == 2  # type: ignore[index]
+    assert driver.deployment(namespace, f"web-{old}")["spec"]["replicas"] == 3  # type: ignore[index]
     assert len(driver.events(namespace, "web", "Switched")) == 2
     assert driver.events(namespace, "web", "RolledBack")
     assert not run.failures, describe(run)  # "/" kept answering on both versions
