@@ -36,9 +36,6 @@ FINAL: frozenset[CheckState] = frozenset({"Passed", "Failed"})
 # The longest answer kept for the status and Events: enough to say what went wrong.
 MAX_ANSWER_CHARS = 300
 
-LABEL_CHECK = names.LABEL_CHECK
-LABEL_RETRY = names.LABEL_CHECK_RETRY
-
 
 @dataclass(frozen=True)
 class RunKey:
@@ -167,15 +164,6 @@ def job_tally(job: Obj | None) -> Tally:
     return Tally("Running", int(status.get("succeeded", 0)), int(status.get("failed", 0)))
 
 
-def is_check_job_of(job: Obj, key: RunKey) -> bool:
-    labels = job.get("metadata", {}).get("labels") or {}
-    return (
-        labels.get(LABEL_CHECK) == key.check
-        and labels.get(names.LABEL_REVISION) == key.revision
-        and labels.get(LABEL_RETRY) == str(key.retry)
-    )
-
-
 # ---------------------------------------------------------------- the gate
 
 
@@ -302,12 +290,6 @@ def probes(
             Probe(key, namespace, service, port, node_port_of(live_service, port), check.http)
         )
     return tuple(out)
-
-
-def rolled_back(spec: BlueGreenAppSpec, revision: str, mark: tuple[str, int] | None) -> bool:
-    """Whether ``revision`` was switched back under the current ``spec.retryChecks``: it
-    is not promoted again until the template or ``retryChecks`` changes."""
-    return mark is not None and mark == (revision, spec.retryChecks)
 
 
 def parse_mark(raw: str | None) -> tuple[str, int] | None:
