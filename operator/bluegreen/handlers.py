@@ -21,6 +21,7 @@ import kopf
 import urllib3
 
 from bluegreen import names, probes, reconciler
+from bluegreen.checker import Checker
 from bluegreen.informer import Informer, wait_synced
 from bluegreen.kube import ApiError, Kube, plural_of
 from bluegreen.models import GROUP, KIND, PLURAL, VERSION
@@ -81,15 +82,18 @@ class Runtime:
         kube: Kube,
         namespaces: list[str] | None = None,
         readiness: probes.Readiness | None = None,
+        checks_via_node_port: str | None = None,
     ) -> None:
         self.kube = kube
         self.store = Store()
         self.queue = ReconcileQueue(
             self._reconcile, concurrency=CONCURRENCY, is_outage=is_api_outage
         )
+        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
         self.settled: set[Key] = set()  # Healthy at their latest generation, when last seen
+        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
         self.informers = [
             Informer(
                 kube,
@@ -109,7 +113,12 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _reconcile(self, key: Key) -> float | None:
-        return reconciler.reconcile(self.kube, self.store, *key).requeue_after
+        return reconciler.reconcile(self.kube, self.store, *key, checker=self.checker).requeue_after
+
+    def _check_changed(self, key: Key) -> None:
+        """A check's result changed (on a runner thread): wake the app on the loop."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.queue.trigger, key)
 
     async def start_watching_children(self) -> None:
         """List every child kind into the store before any app is reconciled: a plan from
@@ -185,6 +194,8 @@ class Runtime:
         self.generations.pop(key, None)
         self.settled.discard(key)
         self.queue.forget(key)
+        self.checker.forget(key)
+        self.checker.forget(key)
 
 
 @kopf.on.startup()
@@ -208,7 +219,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         # Kopf starts watching the apps only after this handler; not ready before it listed.
         for namespace in memo.namespaces or [""]:
             readiness.watch_started(f"{PLURAL} in {namespace or 'all namespaces'}")
-    runtime = Runtime(memo.kube, list(memo.namespaces), readiness)
+    runtime = Runtime(memo.kube, list(memo.namespaces), readiness, memo.get("checks_via_node_port"))
     memo.runtime = runtime
     # Kopf watches the apps only once this returns: their first passes find the store full.
     await runtime.start_watching_children()
@@ -222,6 +233,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     # The passes' Events too, while this replica still leads (then __main__ releases the lease).
     await asyncio.get_running_loop().run_in_executor(None, memo.kube.flush_events, EVENTS_SECONDS)
     memo.runtime.stop_watching_children()
+    memo.runtime.checker.stop_all()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

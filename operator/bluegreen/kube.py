@@ -39,6 +39,7 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
     "Event": ("/api/v1", "events"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    "Job": ("/apis/batch/v1", "jobs"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
@@ -272,9 +273,20 @@ class Kube:
             "PUT", self.path(body["kind"], namespace, body["metadata"]["name"]), body=body
         )
 
-    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
-        """Delete; already gone is fine. With a uid, only that very object is deleted."""
-        body = {"preconditions": {"uid": uid}} if uid else None
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        uid: str | None = None,
+        propagation: str | None = None,
+    ) -> None:
+        """Delete; already gone is fine. With a uid, only that very object is deleted.
+        ``propagation``: e.g. ``Background`` (a Job's pods go too; the API's default for
+        Jobs orphans them)."""
+        body: Obj | None = {"preconditions": {"uid": uid}} if uid else None
+        if propagation is not None:
+            body = {**(body or {}), "propagationPolicy": propagation}
         try:
             self._request("DELETE", self.path(kind, namespace, name), body=body)
         except ApiError as err:
