@@ -51,6 +51,7 @@ OUR_RESOURCES = {
     "endpointslices",
     "replicasets",
     "events",
+    "jobs",
 }
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "CREATE", "UPDATE"}
 
