@@ -252,20 +252,41 @@ def since_change(r: Round) -> dict[str, float | None]:
 
 
 def run_scenarios(
-    controllers: list[Controller], driver: Driver, args: argparse.Namespace
+    controllers: list[Controller],
+    driver: Driver,
+    args: argparse.Namespace,
+    save: Callable[[dict[str, Obj]], None],
 ) -> dict[str, Obj]:
-    """Scenario by scenario, each controller in turn."""
+    """Scenario by scenario, each controller in turn; ``save`` gets the results so far
+    after each one."""
+
+    def promotions(ctl: Controller) -> Any:
+        return [since_change(r) for r in switch_latency(ctl, driver, args.promotions)]
+
+    def scale_of(apps: int) -> Callable[[Controller], Any]:
+        return lambda ctl: scale(ctl, driver, apps, args, restart=apps == min(args.apps))
+
+    scenarios = [("rounds", promotions)] + [(f"scale_{n}", scale_of(n)) for n in args.apps]
     results: dict[str, Obj] = {ctl.key: {} for ctl in controllers}
-    for ctl in controllers:
-        log(f"{ctl.title}: {args.promotions} promotions")
-        rounds = switch_latency(ctl, driver, args.promotions)
-        results[ctl.key]["rounds"] = [since_change(r) for r in rounds]
-    for apps in args.apps:
+    for name, scenario in scenarios:
         for ctl in controllers:
-            log(f"{ctl.title}: {apps} apps")
-            restart = apps == min(args.apps)
-            results[ctl.key][f"scale_{apps}"] = scale(ctl, driver, apps, args, restart)
+            log(f"{ctl.title}: {name}")
+            try:
+                results[ctl.key][name] = scenario(ctl)
+            except Exception as exc:  # one failed scenario must not lose the others' numbers
+                log(f"{ctl.title}: {name} failed: {exc!r}")
+                results[ctl.key][name] = {"error": repr(exc)}
+            save(results)
     return results
+
+
+def failures(results: dict[str, Obj]) -> list[str]:
+    return [
+        f"{key} {name} failed: {found['error']}"
+        for key, result in results.items()
+        for name, found in result.items()
+        if isinstance(found, dict) and "error" in found
+    ]
 
 
 # --- the table --------------------------------------------------------------------------
@@ -332,8 +353,9 @@ def restart_measures(s: Obj) -> dict[str, Value]:
 
 def measures(result: Obj) -> dict[str, Value]:
     """Every row of the table for one controller's results, in order."""
-    found = switch_measures(result["rounds"])
-    scales = [v for k, v in result.items() if k.startswith("scale_")]
+    rounds = result.get("rounds")
+    found = switch_measures(rounds) if isinstance(rounds, list) else {}
+    scales = [v for k, v in result.items() if k.startswith("scale_") and "error" not in v]
     for s in scales:
         found |= scale_measures(s)
     for s in scales:
@@ -439,12 +461,13 @@ def caption(header: Obj) -> str:
     return (
         f"{header['date']}, bluegreen-operator at commit {header['commit']}, {versions}"
         f"{header['cpus']} CPUs, load average {header['load_average_start']} at the start "
-        f"and {header['load_average_end']} at the end.{zero}"
+        f"and {header.get('load_average_end', '(unfinished)')} at the end.{zero}"
     )
 
 
 def measure(args: argparse.Namespace) -> tuple[Obj, dict[str, Obj]]:
-    """Run the scenarios: what the run was (header) and every number it measured."""
+    """Run the scenarios: what the run was (header) and every number it measured; with
+    --json, saved after each scenario."""
     ensure_cluster()
     # Room for the largest scenario, plus the pods of one being deleted.
     ensure_pod_capacity(max(args.apps) + 2 * REPLICAS + 100)
@@ -459,6 +482,12 @@ def measure(args: argparse.Namespace) -> tuple[Obj, dict[str, Obj]]:
         # The counting's zero: no controller runs, nobody else uses its identity.
         "requests_without_controller": measured_for(BASELINE_SECONDS),
     }
+
+    def save(results: dict[str, Obj]) -> None:
+        if args.json:
+            report = {**header, "args": vars(args), "results": results}
+            args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
     with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
         driver = Driver(api)
         controllers: list[Controller] = []
@@ -469,8 +498,9 @@ def measure(args: argparse.Namespace) -> tuple[Obj, dict[str, Obj]]:
             argo.install_crds()
             header["argo_rollouts"] = (argo.bin_dir / "VERSIONS").read_text().split()[1]
             controllers.append(argo)
-        results = run_scenarios(controllers, driver, args)
+        results = run_scenarios(controllers, driver, args, save)
     header["load_average_end"] = load_average()
+    save(results)
     return header, results
 
 
@@ -481,13 +511,10 @@ def main() -> int:
         header, results = saved, saved["results"]
     else:
         header, results = measure(args)
-    text = f"{markdown(rows(results))}\n\n{caption(header)}\n"
+    text = "\n".join([markdown(rows(results)), "", caption(header), *failures(results)]) + "\n"
     print(text + (f"Controller logs: {header['logs']}" if "logs" in header else ""))
     if args.markdown:
         args.markdown.write_text(text)
-    if args.json and not args.table_from:
-        report = {**header, "args": vars(args), "results": results}
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 0
 
 

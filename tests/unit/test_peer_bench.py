@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
 from harness import Round, Timeline, analyse_round, percentile  # noqa: E402
-from peer import latencies_ms, markdown, rows, switch_measures  # noqa: E402
+from peer import failures, latencies_ms, markdown, rows, switch_measures  # noqa: E402
 
 BLUE = {"app": "hello", "bluegreen.dev/color": "blue"}
 GREEN = {"app": "hello", "bluegreen.dev/color": "green"}
@@ -144,3 +144,12 @@ def test_a_controller_that_did_not_run_shows_dashes() -> None:
     ours = results(switched=0.25, healthy=20.0, get_list_after_restart=6000)
     text = markdown(rows({"ours": ours}))
     assert "| 200 apps created → all healthy (s) | 20.0 | — | — |" in text
+
+
+def test_a_failed_scenario_leaves_dashes_and_is_named() -> None:
+    ours = results(switched=0.25, healthy=20.0, get_list_after_restart=6000)
+    ours["scale_1000"] = {"error": "AssertionError('timed out')"}
+    table = {measure: o for measure, o, _ in rows({"ours": ours})}
+    assert table["200 apps created → all healthy (s)"] == 20.0
+    assert not any(label.startswith("1,000 apps") for label in table)
+    assert failures({"ours": ours}) == ["ours scale_1000 failed: AssertionError('timed out')"]
