@@ -74,8 +74,16 @@ lint: venv ## ruff and mypy
 test: venv lint binaries argocd node-binaries ## everything, set-up included
 	$(VENV)/bin/pytest
 
+.PHONY: argo-rollouts
+argo-rollouts: ## build (or reuse) Argo Rollouts from its pinned Go module, for make bench
+	hack/build-argo-rollouts.sh
+
 .PHONY: bench
-bench: venv binaries ## benchmarks on the local control plane: switch latency, scale, idle writes
+bench: venv binaries argo-rollouts ## this operator and Argo Rollouts side by side: one table
+	$(PY) bench/peer.py $(ARGS)
+
+.PHONY: bench-ours
+bench-ours: venv binaries ## this operator alone: switch latency, scale, idle writes
 	$(PY) bench/benchmark.py $(ARGS)
 
 .PHONY: bench-traffic

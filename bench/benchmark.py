@@ -1,6 +1,6 @@
 """Benchmarks of the operator on the local control plane; prints numbers, asserts nothing.
 
-    make bench                      # or: .venv/bin/python bench/benchmark.py --apps 200
+    make bench-ours                 # or: .venv/bin/python bench/benchmark.py --apps 200
 
 1. Switch latency: from the moment the preview Service's EndpointSlices list every pod of
    the new color ready, to the moment the prod Service selects that color (both seen on
@@ -14,94 +14,32 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from harness import (
+    Timeline,
+    api_request_counts,
+    delete_namespace,
+    difference,
+    ensure_cluster,
+    fresh_namespace,
+    rss_mib,
+    wait_round,
+)
 
-from driver import Driver  # noqa: E402
-from kubehelpers import wait_for  # noqa: E402
-from operator_process import OperatorProcess  # noqa: E402
-from specs import hello, template  # noqa: E402
+from driver import Driver
+from kubehelpers import wait_for
+from operator_process import OperatorProcess
+from specs import hello, template
 
-Obj = dict[str, Any]
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE"}
 OUR_RESOURCES = {"deployments", "services", "ingresses", "bluegreenapps"}
-
-
-def kubectl(*args: str) -> str:
-    return subprocess.run(["kubectl", *args], check=True, capture_output=True, text=True).stdout
-
-
-def ensure_cluster() -> None:
-    subprocess.run([str(REPO / "hack" / "cluster.sh"), "up"], check=True, capture_output=True)
-    os.environ["KUBECONFIG"] = str(REPO / ".cluster" / "kubeconfig")
-    bin_dir = (REPO / ".cluster" / "bin-dir").read_text().strip()
-    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl("wait", "--for", "condition=established", "crd/bluegreenapps.bluegreen.dev")
-
-
-def fresh_namespace(name: str) -> str:
-    subprocess.run(["kubectl", "delete", "namespace", name, "--wait=true"], capture_output=True)
-    kubectl("create", "namespace", name)
-    return name
-
-
-class Timeline:
-    """Receive times of watch events, for one Service's selector and its EndpointSlices."""
-
-    def __init__(self, driver: Driver, namespace: str) -> None:
-        self.driver, self.namespace = driver, namespace
-        self.selector: list[tuple[float, str]] = []
-        self.preview_ready: list[tuple[float, set[str]]] = []
-        self._stop = threading.Event()
-
-    def start(self) -> None:
-        threading.Thread(target=self._watch_services, daemon=True).start()
-        threading.Thread(target=self._watch_slices, daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _watch(self, kind: str, on_event: Any, **selectors: str) -> None:
-        """One long watch, resumed from the last resourceVersion: a re-list would report
-        old states with new receive times."""
-        resource = self.driver.resource(kind)
-        version = None
-        while not self._stop.is_set():
-            for event in resource.watch(
-                namespace=self.namespace, resource_version=version, timeout=5, **selectors
-            ):
-                received = time.monotonic()
-                version = event["raw_object"]["metadata"]["resourceVersion"]
-                on_event(received, event["raw_object"])
-
-    def _watch_services(self) -> None:
-        def record(received: float, svc: Obj) -> None:
-            self.selector.append((received, svc["spec"]["selector"]["bluegreen.dev/color"]))
-
-        self._watch("Service", record, field_selector="metadata.name=hello")
-
-    def _watch_slices(self) -> None:
-        def record(received: float, _slice: Obj) -> None:
-            ready = self.driver.ready_endpoint_pods(self.namespace, "hello-preview")
-            self.preview_ready.append((received, ready))
-
-        self._watch(
-            "EndpointSlice", record, label_selector="kubernetes.io/service-name=hello-preview"
-        )
 
 
 def switch_latency(driver: Driver, rounds: int, log_dir: Path) -> list[float]:
@@ -111,9 +49,9 @@ def switch_latency(driver: Driver, rounds: int, log_dir: Path) -> list[float]:
     try:
         driver.create_app(ns, "hello", hello(replicas=3, promote=True, scaleDownDelaySeconds=0))
         driver.wait_app(ns, "hello", phase="Healthy")
-        timeline = Timeline(driver, ns)
+        timeline = Timeline(driver, ns, active="hello", preview="hello-preview")
         timeline.start()
-        time.sleep(1)
+        timeline.wait_synced()
         latencies = []
         for i in range(rounds):
             color_before = driver.app(ns, "hello")["status"]["activeColor"]
@@ -121,15 +59,9 @@ def switch_latency(driver: Driver, rounds: int, log_dir: Path) -> list[float]:
             round_start = time.monotonic()
             driver.patch_spec(ns, "hello", {"template": template(f"v{i + 2}")})
             driver.wait_app(ns, "hello", phase="Healthy", activeColor=target, timeout=60)
-            time.sleep(0.5)
-            switched_at = next(t for t, c in timeline.selector if t >= round_start and c == target)
-            prefix = f"hello-{target}-"
-            ready_at = next(
-                t
-                for t, pods in timeline.preview_ready
-                if t >= round_start and len([p for p in pods if p.startswith(prefix)]) >= 3
-            )
-            latencies.append(switched_at - ready_at)
+            seen = wait_round(timeline, round_start, replicas=3, timeout=10)
+            assert seen.preview_ready is not None, "switched before the preview listed the pods"
+            latencies.append(seen.switched - seen.preview_ready)
         timeline.stop()
         return latencies
     finally:
@@ -138,25 +70,9 @@ def switch_latency(driver: Driver, rounds: int, log_dir: Path) -> list[float]:
 
 def api_writes() -> dict[str, int]:
     """Write requests the API server has served for our resources, from its metrics."""
-    text = kubectl("get", "--raw", "/metrics")
-    counts: dict[str, int] = {}
-    pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$")
-    for line in text.splitlines():
-        m = pattern.match(line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
-        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in OUR_RESOURCES:
-            key = f"{labels['verb']} {labels['resource']}/{labels.get('subresource', '')}"
-            counts[key] = counts.get(key, 0) + int(float(m["n"]))
-    return counts
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return api_request_counts(
+        lambda labels: labels.get("verb") in WRITE_VERBS and labels.get("resource") in OUR_RESOURCES
+    )
 
 
 def scale(driver: Driver, apps: int, idle_seconds: float, log_dir: Path) -> dict[str, Any]:
@@ -183,7 +99,7 @@ def scale(driver: Driver, apps: int, idle_seconds: float, log_dir: Path) -> dict
         before = api_writes()
         time.sleep(idle_seconds)
         after = api_writes()
-        idle_writes = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        idle_writes = difference(after, before)
         return {
             "apps": apps,
             "seconds_to_all_healthy": round(converged, 1),
@@ -191,11 +107,11 @@ def scale(driver: Driver, apps: int, idle_seconds: float, log_dir: Path) -> dict
             "rss_mib_after": round(rss_busy, 1),
             "idle_seconds": idle_seconds,
             "resyncs_in_idle": int(idle_seconds // 5),
-            "idle_writes": {k: v for k, v in idle_writes.items() if v},
+            "idle_writes": idle_writes,
         }
     finally:
         op.stop()
-        subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], capture_output=True)
+        delete_namespace(ns)
 
 
 def main() -> int:

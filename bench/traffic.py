@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
-from benchmark import ensure_cluster, fresh_namespace  # noqa: E402
+from harness import ensure_cluster, fresh_namespace  # noqa: E402
 
 import realnode  # noqa: E402
 from driver import Driver  # noqa: E402

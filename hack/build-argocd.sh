@@ -25,45 +25,21 @@ LOG_PREFIX=build-argocd
 # shellcheck source=hack/lib.sh
 . "${repo}/hack/lib.sh"
 
-use_cached_build argocd "$({ echo "build-script-version=${BUILD_SCRIPT_VERSION}"; cat "$pins"; } | cache_key)" "$@"
+use_cached_build argocd "$(pinned_build_key)" "$@"
 
-pin() {
-  local value
-  value=$(sed -n "s/^$1=//p" "$pins")
-  [[ -n $value ]] || die "$1 is missing from ${pins}"
-  echo "$value"
-}
 argocd_module=$(pin ARGOCD_MODULE)
 version=$(pin ARGOCD_VERSION)
 argocd_sum=$(pin ARGOCD_SUM)
 engine_module=$(pin GITOPS_ENGINE_MODULE)
 engine_sum=$(pin GITOPS_ENGINE_SUM)
 
-command -v go >/dev/null || die "Go is not installed; install Go (https://go.dev/dl/, or a distribution package) and put it on PATH"
-# argo-cd needs a newer Go than the control plane: the go command fetches the pinned
-# toolchain itself (from the module proxy, checked against the checksum database).
-export GOTOOLCHAIN
-GOTOOLCHAIN=$(pin GO_TOOLCHAIN)
-# The user's GOFLAGS (e.g. -mod=vendor) must not change what is built.
-export GOFLAGS=
-# Argo CD's own release build is static, without cgo.
-export CGO_ENABLED=0
-
-# Prints the module's directory in the module cache after checking its sum against the pin.
-download() {
-  local module=$1 want_sum=$2 json dir sum
-  json=$(cd / && go mod download -json "${module}@${version}") || die "cannot download ${module}@${version}"
-  dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")
-  sum=$(sed -n 's/^\t"Sum": "\(.*\)",$/\1/p' <<<"$json")
-  [[ $sum == "$want_sum" ]] || die "${module}@${version} has sum ${sum}, the pin says ${want_sum}"
-  [[ -d $dir ]] || die "no directory for ${module}@${version}"
-  echo "$dir"
-}
+# argo-cd needs a newer Go than the control plane (its own release build is static too).
+use_pinned_go_toolchain
 
 start=$SECONDS
 log "downloading ${argocd_module}@${version} and ${engine_module}@${version}"
-argocd_dir=$(download "$argocd_module" "$argocd_sum")
-engine_dir=$(download "$engine_module" "$engine_sum")
+argocd_dir=$(download_module "$argocd_module" "$version" "$argocd_sum")
+engine_dir=$(download_module "$engine_module" "$version" "$engine_sum")
 
 # --- build into a temporary dir, then rename it into place ----------------------------
 start_build
@@ -71,13 +47,11 @@ start_build
 # The module cache is read-only and has no ./gitops-engine: build in a writable copy with
 # the nested module laid where argo-cd's replace directive expects it.
 src=$tmp/src
-cp -r "$argocd_dir" "$src"
-chmod -R u+w "$src"
+copy_writable "$argocd_dir" "$src"
 grep -q "^replace ${engine_module} => ./gitops-engine$" "$src/go.mod" ||
   die "${argocd_module}@${version} no longer replaces ${engine_module} with ./gitops-engine; update this script"
 rm -rf "$src/gitops-engine"
-cp -r "$engine_dir" "$src/gitops-engine"
-chmod -R u+w "$src/gitops-engine"
+copy_writable "$engine_dir" "$src/gitops-engine"
 
 jobs=${BUILD_JOBS:-2}
 kubectl_version=$(cd "$src" && go list -m -f '{{.Version}}' k8s.io/kubectl)

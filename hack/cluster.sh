@@ -10,6 +10,8 @@
 #   down    stop every process `up` started (the real node first) and remove .cluster/
 #   status  exit 0 when every component runs and the API server is ready
 #   env     print the exports that point a shell at the cluster and its kubectl
+#   nodes N at least N kwok nodes (kwok-node-0 ...), for more pods than the 3 hold
+#           (110 each); the benchmarks use it
 #
 # Everything lives in <repo>/.cluster/: pki/, etcd data, logs/<component>.log,
 # pids/<component>.pid, kubeconfigs. Binaries come from hack/build-control-plane.sh.
@@ -375,6 +377,21 @@ cmd_up() {
   echo "export KUBECONFIG=${kubeconfig}"
 }
 
+cmd_nodes() {
+  local count=${1:-} i
+  [[ $count =~ ^[0-9]+$ ]] && ((count >= 1 && count <= 200)) ||
+    { echo "usage: $0 nodes COUNT (1 to 200)" >&2; exit 2; }
+  cmd_status >/dev/null || die "the control plane is not up: run 'hack/cluster.sh up'"
+  bin_dir=$(cat "${dir}/bin-dir")
+  NODES=()
+  for ((i = 0; i < count; i++)); do NODES+=("kwok-node-${i}"); done
+  nodes_manifest | kubectl apply --server-side --force-conflicts -f - >/dev/null ||
+    die "could not create the fake nodes"
+  # --timeout is for all the nodes together, checked one after another
+  wait_until kwok 90 kubectl wait --for=condition=Ready node "${NODES[@]}" --timeout=30s
+  log "${count} kwok nodes Ready"
+}
+
 cmd_down() {
   local name pid i left
   if [[ -d ${dir}/node ]]; then
@@ -417,8 +434,9 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  nodes) cmd_nodes "${2:-}" ;;
   *)
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|status|env|nodes COUNT" >&2
     exit 2
     ;;
 esac

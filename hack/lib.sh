@@ -14,6 +14,10 @@ cache=${BLUEGREEN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen-operator}
 # The first 16 hex digits of the SHA-256 of stdin.
 cache_key() { sha256sum | cut -c1-16; }
 
+# pinned_build_key: the key of a build made from the sourcing script's ${pins} file and its
+# BUILD_SCRIPT_VERSION (bumped when the way it builds changes).
+pinned_build_key() { { echo "build-script-version=${BUILD_SCRIPT_VERSION}"; cat "$pins"; } | cache_key; }
+
 # use_cached_build <kind> <key> "$@": sets bin_dir. With --print-bin-dir, prints it and
 # exits 0 if it is built, 1 if not; without arguments, exits printing it if it is built.
 use_cached_build() {
@@ -50,6 +54,42 @@ finish_build() {
   else
     [[ -f ${bin_dir}/.complete ]] || die "cannot move the build into ${bin_dir}"
   fi
+}
+
+# pin <name>: the value of NAME=... in ${pins} (set by the sourcing script); dies if missing.
+pin() {
+  local value
+  value=$(sed -n "s/^$1=//p" "$pins")
+  [[ -n $value ]] || die "$1 is missing from ${pins}"
+  echo "$value"
+}
+
+# download_module <module> <version> <sum>: prints the module's directory in the module
+# cache after checking its sum against the pin.
+download_module() {
+  local module=$1 version=$2 want_sum=$3 json dir sum
+  json=$(cd / && go mod download -json "${module}@${version}") || die "cannot download ${module}@${version}"
+  dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")
+  sum=$(sed -n 's/^\t"Sum": "\(.*\)",$/\1/p' <<<"$json")
+  [[ $sum == "$want_sum" ]] || die "${module}@${version} has sum ${sum}, the pin says ${want_sum}"
+  [[ -d $dir ]] || die "no directory for ${module}@${version}"
+  echo "$dir"
+}
+
+# use_pinned_go_toolchain: a module that needs a newer Go than the control plane gets the
+# pinned toolchain (GO_TOOLCHAIN in ${pins}), which the go command fetches from the module
+# proxy and checks against the checksum database; static, without cgo, and the user's
+# GOFLAGS (e.g. -mod=vendor) must not change what is built.
+use_pinned_go_toolchain() {
+  command -v go >/dev/null || die "Go is not installed; install Go (https://go.dev/dl/, or a distribution package) and put it on PATH"
+  export GOTOOLCHAIN GOFLAGS= CGO_ENABLED=0
+  GOTOOLCHAIN=$(pin GO_TOOLCHAIN)
+}
+
+# copy_writable <dir> <to>: a copy of a read-only directory (the module cache's) to build in.
+copy_writable() {
+  cp -r "$1" "$2"
+  chmod -R u+w "$2"
 }
 
 # port_offset: what shifts every port of the sourcing script's components, for a second

@@ -16,7 +16,7 @@ import threading
 import kopf
 import kubernetes
 
-from bluegreen import metrics, probes
+from bluegreen import metrics, probes, store
 from bluegreen.kube import Kube
 from bluegreen.leader import LeaderElector, LeaseSettings
 
@@ -183,7 +183,10 @@ def main(argv: list[str] | None = None) -> None:
 
     readiness = probes.Readiness()
     try:
-        kube = Kube.from_environment(pool_size=handlers.CONCURRENCY * 2, timeout=REQUEST_SECONDS)
+        # Workers' requests, and one long-held connection per watch.
+        watches = len(store.CHILD_KINDS) * max(1, len(args.namespace))
+        pool_size = handlers.CONCURRENCY * 2 + watches
+        kube = Kube.from_environment(pool_size=pool_size, timeout=REQUEST_SECONDS)
     except kubernetes.config.ConfigException as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
     try:
@@ -205,14 +208,14 @@ def main(argv: list[str] | None = None) -> None:
             "bluegreen-operator watching BlueGreenApps in %s", scope
         )
         try:
-            run_operator(kube.fenced(elector.is_leading) if elector else kube, args)
+            run_operator(kube.fenced(elector.is_leading) if elector else kube, args, readiness)
         finally:
             readiness.stopping()
             if elector is not None:
                 elector.release()
 
 
-def run_operator(kube: Kube, args: argparse.Namespace) -> None:
+def run_operator(kube: Kube, args: argparse.Namespace, readiness: probes.Readiness) -> None:
     kopf.run(
         # Kopf would name itself after getpass.getuser(), which fails for a numeric uid with
         # no passwd entry (as in the image); the identity only labels this process anyway.
@@ -221,7 +224,7 @@ def run_operator(kube: Kube, args: argparse.Namespace) -> None:
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(kube=kube),
+        memo=kopf.Memo(kube=kube, namespaces=list(args.namespace), readiness=readiness),
     )
 
 

@@ -1,9 +1,12 @@
-"""Thin Kopf handlers: watch events only wake the app's reconcile.
+"""Thin Kopf handlers: watch events feed the store and wake the app's reconcile.
 
-Kopf is used for what it is good at (watching, re-listing, liveness) and nothing else:
-no change-detecting handlers, so it keeps no bookkeeping on the BlueGreenApp (no
-annotations, no finalizers) for GitOps tools to see as drift. The reconcile itself runs
-in :mod:`bluegreen.reconciler`; children wake it through their ``bluegreen.dev/app`` label.
+Kopf is used for what it is good at (watching the apps, re-listing, liveness, the start
+and the end) and nothing else: no change-detecting handlers, so it keeps no bookkeeping on
+the BlueGreenApp (no annotations, no finalizers) for GitOps tools to see as drift.
+The children are listed once and watched by :mod:`bluegreen.informer` into the same
+:class:`~bluegreen.store.Store`, before any app is reconciled; their events wake their app
+through its ``bluegreen.dev/app`` label. The reconcile itself runs in
+:mod:`bluegreen.reconciler`, from the store.
 """
 
 from __future__ import annotations
@@ -11,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 import urllib3
 
-from bluegreen import names, reconciler
+from bluegreen import names, probes, reconciler
+from bluegreen.informer import Informer, wait_synced
 from bluegreen.kube import ApiError, Kube
-from bluegreen.models import GROUP, PLURAL, VERSION
+from bluegreen.models import GROUP, KIND, PLURAL, VERSION
 from bluegreen.queue import Key, ReconcileQueue
+from bluegreen.store import CHILD_KINDS, Store
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +34,6 @@ OURS = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
 RESYNC_SECONDS = float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "300"))
 CONCURRENCY = int(os.environ.get("BLUEGREEN_CONCURRENCY", "8"))
 
-# The children whose events wake their app, selected by the API server by our label.
-CHILDREN = (
-    ("apps", "v1", "deployments"),
-    ("discovery.k8s.io", "v1", "endpointslices"),
-    ("", "v1", "services"),
-    ("networking.k8s.io", "v1", "ingresses"),
-)
 
 # Watches end every WATCH_SECONDS (the API server closes them, after a bookmark; Kopf
 # resumes from the last resourceVersion at the cost of one request); one silent for longer
@@ -60,36 +59,107 @@ def is_api_outage(err: BaseException) -> bool:
     return isinstance(err, OSError | urllib3.exceptions.HTTPError)
 
 
-class Runtime:
-    """What the handlers share: the API facade, the queue and the apps seen so far."""
+def _readiness_hook(
+    readiness: probes.Readiness | None, kind: str, namespace: str
+) -> Callable[[], None]:
+    """Tell the readiness endpoint when one watch of children has listed (it is not ready
+    before every watch has, nor while one cannot list)."""
+    if readiness is None:
+        return lambda: None
+    watch = f"{kind.lower()}s in {namespace or 'all namespaces'}"
+    readiness.watch_started(watch)
+    return lambda: readiness.watch_listed(watch)
 
-    def __init__(self, kube: Kube) -> None:
+
+class Runtime:
+    """What the handlers share: the API facade, the store, the queue and the apps seen."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespaces: list[str] | None = None,
+        readiness: probes.Readiness | None = None,
+    ) -> None:
         self.kube = kube
+        self.store = Store()
         self.queue = ReconcileQueue(
             self._reconcile, concurrency=CONCURRENCY, is_outage=is_api_outage
         )
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
         self.settled: set[Key] = set()  # Healthy at their latest generation, when last seen
+        self.informers = [
+            Informer(
+                kube,
+                self.store,
+                kind,
+                namespace,
+                OURS,
+                on_event=self._from_watch_thread,
+                watch_seconds=WATCH_SECONDS,
+                on_answer=self._answered_from_watch_thread,
+                on_relisted=self._relisted_from_watch_thread,
+                on_listed=_readiness_hook(readiness, kind, namespace),
+            )
+            for kind in CHILD_KINDS
+            for namespace in namespaces or [""]
+        ]
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _reconcile(self, key: Key) -> float | None:
-        return reconciler.reconcile(self.kube, *key).requeue_after
+        return reconciler.reconcile(self.kube, self.store, *key).requeue_after
+
+    async def start_watching_children(self) -> None:
+        """List every child kind into the store before any app is reconciled: a plan from
+        a half-filled store would try to create what exists."""
+        self.loop = asyncio.get_running_loop()
+        for informer in self.informers:
+            informer.start()
+        await self.loop.run_in_executor(None, wait_synced, self.informers)
+
+    def stop_watching_children(self) -> None:
+        for informer in self.informers:
+            informer.stop()
+
+    def _from_watch_thread(self, kind: str, type_: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        app = (meta.get("labels") or {}).get(names.LABEL_APP)
+        if app and self.loop is not None:
+            key = (str(meta.get("namespace") or ""), str(app))
+            self.loop.call_soon_threadsafe(self.child_event, type_, key)
+
+    def _relisted_from_watch_thread(self, namespace: str) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.wake_all, namespace)
+
+    def wake_all(self, namespace: str) -> None:
+        """Every app (of one namespace, or "" all) looks again: bulk work."""
+        for key in sorted(self.apps):
+            if not namespace or key[0] == namespace:
+                self.queue.trigger(key, urgent=False)
+
+    def _answered_from_watch_thread(self) -> None:
+        if self.loop is not None and self.queue.parked:
+            self.loop.call_soon_threadsafe(self.queue.api_alive)
 
     async def resync_forever(self) -> None:
+        """Plan every app again now and then, from the store (no request): for what no
+        event announces, such as a scale-down delay that ran out while a timer was lost."""
         while True:
             await asyncio.sleep(RESYNC_SECONDS)
-            for key in sorted(self.apps):
-                self.queue.trigger(key, urgent=False)
+            self.wake_all("")
 
     def app_event(self, event: kopf.RawEvent) -> None:
         """Queue the app: a change of its spec (a new generation) is urgent, the initial
         listing and our own status writes are bulk work."""
-        body: dict[str, Any] = dict(event["object"])
+        body: dict[str, Any] = {**event["object"], "kind": KIND}
         meta: dict[str, Any] = body.get("metadata") or {}
         key = (meta.get("namespace") or "", meta.get("name") or "")
         if event["type"] == "DELETED":
+            self.store.remove(KIND, body)
             self.forget(key)
             return
+        self.store.put(KIND, body)
         generation = int(meta.get("generation") or 0)
         changed = self.generations.get(key) != generation
         self.apps.add(key)
@@ -101,14 +171,11 @@ class Runtime:
             self.settled.discard(key)
         self.queue.trigger(key, urgent=changed and event["type"] is not None)
 
-    def child_event(self, event: kopf.RawEvent, namespace: str | None, app: str | None) -> None:
+    def child_event(self, type_: str, key: Key) -> None:
         """Wake the child's app: urgently when the app is mid-release or the child is gone."""
-        key = (namespace or "", app or "")
         if key not in self.apps:
             return
-        urgent = event["type"] == "DELETED" or (
-            event["type"] is not None and key not in self.settled
-        )
+        urgent = type_ == "DELETED" or key not in self.settled
         self.queue.trigger(key, urgent=urgent)
 
     def forget(self, key: Key) -> None:
@@ -120,9 +187,6 @@ class Runtime:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # Watch only our children, filtered by the API server, not every Deployment around.
-    for group, version, plural in CHILDREN:
-        settings.watching.label_selectors[group, version, plural] = OURS
     settings.watching.server_timeout = WATCH_SECONDS
     settings.watching.inactivity_timeout = WATCH_DEAD_SECONDS
     settings.watching.client_timeout = WATCH_DEAD_SECONDS + WATCH_SECONDS
@@ -136,8 +200,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = True
     # The operator posts its own Events; Kopf's would be about its own internals.
     settings.posting.enabled = False
-    runtime = Runtime(memo.kube)
+    memo.kube.post_events_in_background()
+    runtime = Runtime(memo.kube, list(memo.namespaces), memo.get("readiness"))
     memo.runtime = runtime
+    # Kopf watches the apps only once this returns: their first passes find the store full.
+    await runtime.start_watching_children()
     memo.resync = asyncio.get_running_loop().create_task(runtime.resync_forever())
 
 
@@ -145,6 +212,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo.resync.cancel()
     await memo.runtime.queue.drain(timeout=SHUTDOWN_SECONDS)  # then __main__ releases the lease
+    memo.runtime.stop_watching_children()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -152,23 +220,3 @@ async def app_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     runtime.queue.api_alive()
     runtime.app_event(event)
-
-
-def _on_child_event(group: str, version: str, plural: str) -> None:
-    @kopf.on.event(
-        group,
-        version,
-        plural,
-        id=f"{plural}_changed",
-        labels={names.LABEL_MANAGED_BY: names.MANAGER},
-    )
-    async def child_changed(
-        event: kopf.RawEvent, namespace: str | None, labels: kopf.Labels, memo: Any, **_: Any
-    ) -> None:
-        runtime: Runtime = memo.runtime
-        runtime.queue.api_alive()
-        runtime.child_event(event, namespace, labels.get(names.LABEL_APP))
-
-
-for _child in CHILDREN:
-    _on_child_event(*_child)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import queue
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import kubernetes
+from kubernetes.watch.watch import iter_resp_lines
 
 from bluegreen import metrics, names
 from bluegreen.clock import format_time, utcnow
@@ -76,6 +78,7 @@ class Kube:
         self._may_write = may_write
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()  # method -> count, for tests and benchmarks
+        self._event_queue: queue.Queue[Obj] | None = None
 
     @classmethod
     def from_environment(cls, pool_size: int = 16, timeout: float = 30.0) -> Kube:
@@ -87,6 +90,19 @@ class Kube:
             kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
         config.connection_pool_maxsize = pool_size
         return cls(kubernetes.client.ApiClient(configuration=config), timeout)
+
+    def post_events_in_background(self, capacity: int = 10_000) -> None:
+        """From now on Events are posted by a thread of their own, in order: a reconcile
+        does not wait for them (the next write of a release, a switch, comes sooner).
+        Past ``capacity`` waiting Events (the API server away for long), new ones are
+        dropped with a log line: they are best-effort, and memory stays bounded."""
+        self._event_queue = queue.Queue(maxsize=capacity)
+        threading.Thread(target=self._post_queued_events, name="events", daemon=True).start()
+
+    def _post_queued_events(self) -> None:
+        assert self._event_queue is not None
+        while True:
+            self._post(self._event_queue.get())
 
     def fenced(self, may_write: Callable[[], bool]) -> Kube:
         """A facade on the same connection pool (and request counts) whose writes ask
@@ -147,8 +163,10 @@ class Kube:
 
     @staticmethod
     def path(kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+        """The object's (or with no name, the collection's) path; namespace "" means the
+        collection across all namespaces."""
         base, plural = _BASES[kind]
-        path = f"{base}/namespaces/{quote(namespace)}/{plural}"
+        path = f"{base}/namespaces/{quote(namespace)}/{plural}" if namespace else f"{base}/{plural}"
         if name:
             path += f"/{quote(name)}"
         if sub:
@@ -177,10 +195,42 @@ class Kube:
         )
         return list(found.get("items") or [])
 
-    def endpoints_of_service(self, namespace: str, service: str) -> list[Obj]:
-        """All endpoints of all EndpointSlices of a Service."""
-        slices = self.select("EndpointSlice", namespace, f"kubernetes.io/service-name={service}")
-        return [ep for s in slices for ep in s.get("endpoints") or []]
+    def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
+        """The whole list answer (its resourceVersion too), in one namespace or ("") all."""
+        return self._request(
+            "GET", self.path(kind, namespace), query={"labelSelector": label_selector}
+        )
+
+    def watch_lines(
+        self, kind: str, namespace: str, query: Mapping[str, str], read_timeout: float
+    ) -> Iterator[str]:
+        """Open a watch; the lines of its stream, one event each, until the API server ends
+        it (or nothing arrives for ``read_timeout``: a dead connection raises)."""
+        with self._lock:
+            self.requests["WATCH"] += 1
+        path = self.path(kind, namespace)
+        method, url, headers, body, _ = self._client.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=[*query.items(), ("watch", "true")],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = metrics.api_call(
+            "WATCH",
+            self._client.call_api,
+            method,
+            url,
+            header_params=headers,
+            body=body,
+            _request_timeout=(self._timeout, read_timeout),
+        )
+        urllib3_response = response.response
+        if not 200 <= urllib3_response.status < 300:
+            raise _error_from(
+                urllib3_response.status, urllib3_response.reason, urllib3_response.read()
+            )
+        return _lines(urllib3_response)
 
     # ------------------------------------------------------------------ writes
 
@@ -205,10 +255,11 @@ class Kube:
             if err.status != 404:
                 raise
 
-    def patch_app_status(self, namespace: str, name: str, status: Obj) -> None:
-        """Merge-patch the BlueGreenApp's status subresource; the app being gone is fine."""
+    def patch_app_status(self, namespace: str, name: str, status: Obj) -> Obj | None:
+        """Merge-patch the BlueGreenApp's status subresource: the app as it is then, or
+        None when it is gone (which is fine)."""
         try:
-            self._request(
+            return self._request(
                 "PATCH",
                 self.path(KIND, namespace, name, "status"),
                 body={"status": status},
@@ -217,6 +268,7 @@ class Kube:
         except ApiError as err:
             if err.status != 404:
                 raise
+            return None
 
     def post_event(self, app: Obj, type_: str, reason: str, message: str) -> None:
         """Record an Event on the BlueGreenApp (`kubectl describe bga` shows it).
@@ -248,12 +300,34 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
+        if self._event_queue is None:
+            self._post(event)
+            return
         try:
-            self._request("POST", self.path("Event", meta["namespace"]), body=event)
+            self._event_queue.put_nowait(event)
+        except queue.Full:
+            where = f"{meta['namespace']}/{meta['name']}"
+            log.warning("too many Events waiting to be posted; dropped %s on %s", reason, where)
+
+    def _post(self, event: Obj) -> None:
+        try:
+            self._request("POST", self.path("Event", event["metadata"]["namespace"]), body=event)
         except Exception as err:  # any failure, urllib3's own too, is only logged
+            involved = event["involvedObject"]
             log.warning(
-                "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], err
+                "could not post event %s on %s/%s: %s",
+                event["reason"],
+                involved["namespace"],
+                involved["name"],
+                err,
             )
+
+
+def _lines(response: Any) -> Iterator[str]:
+    try:
+        yield from iter_resp_lines(response)  # type: ignore[no-untyped-call]
+    finally:
+        response.release_conn()
 
 
 def _error_from(status: int, reason: str | None, raw: bytes | None) -> ApiError:

@@ -165,6 +165,45 @@ def is_rolled_out(dep: Obj | None, replicas: int) -> bool:
     return seen and all(status.get(c, 0) == replicas for c in counts)
 
 
+def is_rolled_out_by_replicasets(
+    dep: Obj | None, replicasets: Sequence[Obj], revision: str, replicas: int
+) -> bool:
+    """The same verdict as :func:`is_rolled_out`, from the Deployment's ReplicaSets: the
+    Deployment controller derives its status from theirs one step later, so this knows
+    the rollout is done as soon as the pods' own controller does. The Deployment must still
+    have seen the latest spec (its ReplicaSets then reflect it)."""
+    if dep is None or spec_replicas(dep) != replicas:
+        return False
+    meta = dep["metadata"]
+    if (dep.get("status") or {}).get("observedGeneration", 0) < meta.get("generation", 0):
+        return False
+    owned = [
+        rs
+        for rs in replicasets
+        if any(
+            ref.get("kind") == "Deployment" and ref.get("name") == meta.get("name")
+            for ref in (rs.get("metadata") or {}).get("ownerReferences") or []
+        )
+    ]
+    new = [rs for rs in owned if revision_label(rs) == revision]
+    old = [rs for rs in owned if revision_label(rs) != revision]
+    if len(new) != 1 or not _replicaset_settled(new[0]):
+        return False
+    status = new[0].get("status") or {}
+    counts = ("replicas", "readyReplicas", "availableReplicas")
+    up = (new[0].get("spec") or {}).get("replicas") == replicas
+    gone = all(
+        _replicaset_settled(rs) and (rs.get("status") or {}).get("replicas", 0) == 0 for rs in old
+    )
+    return up and gone and all(status.get(c, 0) == replicas for c in counts)
+
+
+def _replicaset_settled(rs: Obj) -> bool:
+    """Its controller saw its latest spec (so its status counts are about that spec)."""
+    observed = (rs.get("status") or {}).get("observedGeneration", 0)
+    return bool(observed >= (rs.get("metadata") or {}).get("generation", 0))
+
+
 def available_replicas(dep: Obj | None) -> int:
     return int(((dep or {}).get("status") or {}).get("availableReplicas", 0))
 
@@ -558,7 +597,10 @@ def _new_revision(
         idle_dep is not None
         and revision_label(idle_dep) == want
         and not needs_write(preview, idle_dep)
-        and is_rolled_out(idle_dep, target)
+        and (
+            is_rolled_out(idle_dep, target)
+            or is_rolled_out_by_replicasets(idle_dep, observed.replicasets, want, target)
+        )
     )
     new_pods = pod_name_prefixes(observed.replicasets, idle_name, want)
     ready_eps = ready_endpoints_of(observed.preview_endpoints, new_pods)

@@ -1,8 +1,10 @@
 """One reconcile of one BlueGreenApp: observe, plan, act, write the status once.
 
 Synchronous on purpose: the official client blocks, so the caller runs this in a thread.
-It reads what is live on every pass (strong reads; no cache to go stale after our own
-writes), and writes only what the plan says, plus the status when it changed.
+It plans from the store the watches feed (:mod:`bluegreen.store`), so a pass that writes
+nothing sends no request. Every write carries the resourceVersion it was planned from and
+its answer goes straight into the store; a write refused because the view was stale (409,
+404) reads that one object afresh and plans again.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ from bluegreen.desired import Owner
 from bluegreen.kube import ApiError, Kube
 from bluegreen.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
 from bluegreen.planner import Action, App, Observed, Plan
+from bluegreen.store import Store
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 Clock = Callable[[], datetime]
 
-# After a write lost a race (409: the object appeared, or changed since it was read), look
-# again soon: the next pass reads it afresh and sees who owns it.
-RETRY_AFTER_CONFLICT = 0.5
+# After a write lost a race (409: the object appeared, or changed since it was planned from),
+# plan again at once: the object was read afresh into the store.
+RETRY_AFTER_CONFLICT = 0.0
 RETRY_AFTER_FORBIDDEN = 30.0
 # A spec the planner failed on fails again until it changes (which wakes the app anyway).
 RETRY_AFTER_PLAN_FAILURE = 300.0
@@ -49,10 +52,12 @@ class InvalidSpec(Exception):
 
 
 @metrics.timed_reconcile
-def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> Outcome:
+def reconcile(
+    kube: Kube, store: Store, namespace: str, name: str, clock: Clock = utcnow
+) -> Outcome:
     """One pass over one app. Whatever one app holds, the pass ends in a status that says
     what happened: no content of one object may stop the operator or wedge its app."""
-    body = kube.get(KIND, namespace, name)
+    body = store.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         metrics.forget_app(namespace, name)
         return Outcome()  # gone or going: the garbage collector removes the children
@@ -62,7 +67,7 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
 
     def stop(reason: str, message: str, requeue_after: float | None = None) -> Outcome:
         stopped = status.stopped(reason, message, generation=generation, previous=previous, now=now)
-        _write_status(kube, body, stopped)
+        _write_status(kube, store, body, stopped)
         return Outcome(requeue_after=requeue_after, failures=[message])
 
     try:
@@ -70,7 +75,8 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
     except InvalidSpec as err:
         return stop("InvalidSpec", str(err))
     try:
-        observed = observe(kube, app)
+        refresh_pinned(kube, store, app)
+        observed = observe(store, app)
     except ApiError as err:
         if err.status != 403:
             raise
@@ -85,8 +91,11 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
         log.exception("%s/%s: planning failed", namespace, name)
         message = f"the operator cannot plan this spec: {type(err).__name__}: {err}"
         return stop("InvalidSpec", message[:1024], RETRY_AFTER_PLAN_FAILURE)
+    if any(a.verb == "create" for a in the_plan.actions) and not _still_there(kube, body):
+        store.forget(KIND, namespace, name)
+        return Outcome()  # the store outlived the app: creating children for it would leak
     metrics.observe_plan(app, the_plan)
-    outcome = act(kube, body, the_plan)
+    outcome = act(kube, store, body, the_plan)
     new = status.after_pass(
         the_plan,
         outcome.done,
@@ -95,7 +104,7 @@ def reconcile(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> O
         previous=previous,
         now=now,
     )
-    _write_status(kube, body, new)
+    _write_status(kube, store, body, new)
     return outcome
 
 
@@ -113,29 +122,71 @@ def parse_app(body: Obj, previous: BlueGreenAppStatus) -> App:
     return App(owner=owner, generation=generation, spec=spec, recorded=previous)
 
 
-def observe(kube: Kube, app: App) -> Observed:
-    """Every child by its fixed name, whoever owns it, and the preview's endpoints."""
+def children_of(app: str) -> list[tuple[str, str]]:
+    """Every child by kind and fixed name."""
+    return [
+        *(("Deployment", names.deployment_name(app, c)) for c in names.COLORS),
+        *(("Service", names.service_name(app, r)) for r in names.SERVICE_ROLES),
+        *(("Ingress", names.ingress_name(app, r)) for r in names.SERVICE_ROLES),
+    ]
+
+
+def observe(store: Store, app: App) -> Observed:
+    """Every child by its fixed name, whoever owns it, and the Services' endpoints."""
     ns, name = app.owner.namespace, app.owner.name
+    for kind in ("Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet"):
+        refused = store.refused(kind, ns)
+        if refused is not None:
+            raise ApiError(403, "Forbidden", refused)
     deployments = {
-        c: kube.get("Deployment", ns, names.deployment_name(name, c)) for c in names.COLORS
+        c: store.get("Deployment", ns, names.deployment_name(name, c)) for c in names.COLORS
     }
     services = {
-        r: kube.get("Service", ns, names.service_name(name, r)) for r in names.SERVICE_ROLES
+        r: store.get("Service", ns, names.service_name(name, r)) for r in names.SERVICE_ROLES
     }
     ingresses = {
-        r: kube.get("Ingress", ns, names.ingress_name(name, r)) for r in names.SERVICE_ROLES
+        r: store.get("Ingress", ns, names.ingress_name(name, r)) for r in names.SERVICE_ROLES
     }
     return Observed(
         deployments={k: v for k, v in deployments.items() if v is not None},
         services={k: v for k, v in services.items() if v is not None},
         ingresses={k: v for k, v in ingresses.items() if v is not None},
-        preview_endpoints=kube.endpoints_of_service(ns, names.service_name(name, "preview")),
-        prod_endpoints=kube.endpoints_of_service(ns, names.service_name(name, "prod")),
-        replicasets=kube.select("ReplicaSet", ns, f"{names.LABEL_APP}={name}"),
+        preview_endpoints=store.endpoints_of_service(ns, names.service_name(name, "preview")),
+        prod_endpoints=store.endpoints_of_service(ns, names.service_name(name, "prod")),
+        replicasets=store.replicasets_of(ns, name),
     )
 
 
-def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
+def refresh_pinned(kube: Kube, store: Store, app: App) -> None:
+    """Read afresh the children the watches cannot see (someone else's objects that hold
+    a child's name): the only reads a pass makes, and only for an app in conflict."""
+    ns = app.owner.namespace
+    for kind, child in store.pinned_of(ns, children_of(app.owner.name)):
+        read_afresh(kube, store, kind, ns, child)
+
+
+def read_afresh(kube: Kube, store: Store, kind: str, namespace: str, name: str) -> None:
+    """One strong read of one object into the store (a write on it found the view stale)."""
+    live = kube.get(kind, namespace, name)
+    if live is None:
+        store.forget(kind, namespace, name)
+    else:
+        store.put(kind, {**live, "kind": kind})
+
+
+def _still_there(kube: Kube, body: Obj) -> bool:
+    """Whether the app the store holds still exists (a strong read, made before creating
+    children: a watch that had to list again may have missed its deletion)."""
+    meta = body["metadata"]
+    live = kube.get(KIND, meta["namespace"], meta["name"])
+    return (
+        live is not None
+        and live["metadata"].get("uid") == meta.get("uid")
+        and not live["metadata"].get("deletionTimestamp")
+    )
+
+
+def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
     """Carry out the plan's writes in order. A write the API server refuses as invalid is
     reported (bad input: retrying cannot help until the spec changes); other errors raise,
     and the caller retries with a backoff."""
@@ -143,9 +194,11 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
     ns = app_body["metadata"]["namespace"]
     for action in the_plan.actions:
         try:
-            _perform(kube, ns, action)
+            _perform(kube, store, ns, action)
         except ApiError as err:
-            if err.status == 409:
+            if err.status in (404, 409) and action.verb != "delete":
+                # The view was stale (it appeared, changed or went): read it, plan again.
+                read_afresh(kube, store, action.kind, ns, action.name)
                 outcome.requeue_after = RETRY_AFTER_CONFLICT
                 continue
             if err.status == 403:
@@ -166,21 +219,25 @@ def act(kube: Kube, app_body: Obj, the_plan: Plan) -> Outcome:
     return outcome
 
 
-def _perform(kube: Kube, namespace: str, action: Action) -> None:
+def _perform(kube: Kube, store: Store, namespace: str, action: Action) -> None:
+    """One write; its answer goes into the store at once, so that the next plan starts from
+    it, whether or not the watch has delivered it yet."""
     if action.verb == "delete":
         kube.delete(action.kind, namespace, action.name)
-    elif action.verb == "create":
-        assert action.body is not None
-        kube.create(namespace, action.body)
+        store.forget(action.kind, namespace, action.name)
+        return
+    assert action.body is not None
+    if action.verb == "create":
+        written = kube.create(namespace, action.body)
     else:
-        assert action.body is not None
-        kube.replace(namespace, action.body)
+        written = kube.replace(namespace, action.body)
+    store.put(action.kind, {**written, "kind": action.kind})
 
 
 # ---------------------------------------------------------------- status
 
 
-def _write_status(kube: Kube, body: Obj, new: BlueGreenAppStatus) -> bool:
+def _write_status(kube: Kube, store: Store, body: Obj, new: BlueGreenAppStatus) -> bool:
     """Write the status only when it differs from what is there (a converged app costs
     nothing), with one Warning Event per new problem, not one per pass."""
     metrics.observe_status(body, new)
@@ -188,7 +245,9 @@ def _write_status(kube: Kube, body: Obj, new: BlueGreenAppStatus) -> bool:
     if not status.differs(current, new):
         return False
     meta = body["metadata"]
-    kube.patch_app_status(meta["namespace"], meta["name"], status.as_patch(new))
+    written = kube.patch_app_status(meta["namespace"], meta["name"], status.as_patch(new))
+    if written is not None:
+        store.put(KIND, {**written, "kind": KIND})
     if new.phase == "Degraded" and new.message != current.get("message"):
         kube.post_event(body, "Warning", _degraded_reason(new), new.message or "")
     return True

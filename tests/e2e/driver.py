@@ -31,6 +31,7 @@ KINDS = {
     "CustomResourceDefinition": "apiextensions.k8s.io/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
     "Lease": "coordination.k8s.io/v1",
+    "Rollout": "argoproj.io/v1alpha1",  # Argo Rollouts', for the side-by-side benchmark
     APP[1]: APP[0],
 }
 

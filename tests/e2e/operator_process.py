@@ -23,7 +23,7 @@ def _series(name: str, labels: Mapping[str, str]) -> str:
     return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -44,14 +44,14 @@ class OperatorProcess:
         """``endpoints``: serve /metrics and /readyz too (see :meth:`scrape`)."""
         self.namespace = namespace
         self.args = args
-        self.endpoints_port = _free_port() if endpoints else None
+        self.endpoints_port = free_port() if endpoints else None
         self.namespaces = (namespace, *more_namespaces)
         self.log_path = log_path
         self.env = {**os.environ, "BLUEGREEN_RESYNC_SECONDS": "20", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}/healthz"
         log = self.log_path.open("ab")  # the child keeps its own copy of the descriptor
         watched = [arg for ns in self.namespaces for arg in ("--namespace", ns)]

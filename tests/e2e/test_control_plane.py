@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -16,6 +18,7 @@ from kubehelpers import KubeCluster, wait_for
 
 pytestmark = pytest.mark.e2e
 
+CLUSTER_SH = Path(__file__).resolve().parents[2] / "hack" / "cluster.sh"
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
 
@@ -60,6 +63,27 @@ def test_three_fake_nodes_are_ready(api: kubernetes.client.ApiClient) -> None:
         if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
     ]
     assert len(ready) >= 3, f"Ready kwok nodes: {ready}"
+
+
+def test_cluster_sh_nodes_adds_ready_kwok_nodes(api: kubernetes.client.ApiClient) -> None:
+    """`hack/cluster.sh nodes N`, the benchmarks' extra pod capacity: one node more, Ready,
+    for as many pods as the first three hold."""
+    core = kubernetes.client.CoreV1Api(api)
+    count = len(core.list_node(label_selector="type=kwok").items)
+    added = f"kwok-node-{count}"
+    try:
+        subprocess.run(
+            [str(CLUSTER_SH), "nodes", str(count + 1)], check=True, capture_output=True, timeout=120
+        )
+        node = core.read_node(added)
+        assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+        assert node.status.allocatable["pods"] == "110"
+    finally:
+        try:
+            core.delete_node(added)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 def test_deployment_becomes_available(api: kubernetes.client.ApiClient, namespace: str) -> None:

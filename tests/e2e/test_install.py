@@ -327,6 +327,7 @@ RIGHTS = _rights(
     ("delete", "deployments.apps", False),
     ("update", "deployments.apps/scale", False),
     ("list", "replicasets.apps", True),
+    ("watch", "replicasets.apps", True),
     ("get", "replicasets.apps", False),
     ("update", "replicasets.apps", False),
     ("get", "services", True),
@@ -593,7 +594,7 @@ def without_ingress_verbs(rules: list[Any], verbs: set[str]) -> list[Any]:
     [
         pytest.param({"create"}, "Ingress hello was refused by the API server", id="a-write"),
         pytest.param(
-            {"get", "create", "update", "delete"},
+            {"list", "watch"},
             "the operator may not read its children",
             id="a-read",
         ),

@@ -63,8 +63,9 @@ def test_a_deleted_app_is_forgotten() -> None:
     rt.app_event(app_event("ADDED"))
     rt.app_event(app_event("DELETED"))
     assert triggers.forgotten == [(NS, "web")]
-    rt.child_event({"type": "MODIFIED", "object": {}}, NS, "web")
+    rt.child_event("MODIFIED", (NS, "web"))
     assert len(triggers.calls) == 1  # its children no longer wake it
+    assert rt.store.get("BlueGreenApp", NS, "web") is None
 
 
 @pytest.mark.parametrize(
@@ -78,23 +79,41 @@ def test_a_deleted_app_is_forgotten() -> None:
         ),
         pytest.param(HEALTHY_1, "MODIFIED", False, id="settled"),
         pytest.param(HEALTHY_1, "DELETED", True, id="settled-child-deleted"),
-        pytest.param({"phase": "Progressing"}, None, False, id="initial-listing"),
     ],
 )
 def test_child_events_are_urgent_for_an_app_mid_release_or_a_deleted_child(
-    status: dict[str, Any], child_event: str | None, urgent: bool
+    status: dict[str, Any], child_event: str, urgent: bool
 ) -> None:
     rt, triggers = runtime()
     rt.app_event(app_event(None, **status))
-    rt.child_event({"type": child_event, "object": {}}, NS, "web")
+    rt.child_event(child_event, (NS, "web"))
     assert triggers.calls[-1] == ((NS, "web"), urgent)
+
+
+def test_a_listing_that_replaced_the_store_wakes_the_apps_of_its_namespace_as_bulk() -> None:
+    rt, triggers = runtime()
+    rt.app_event(app_event(None, name="a"))
+    rt.app_event({"type": None, "object": {"metadata": {"namespace": "other", "name": "b"}}})
+    triggers.calls.clear()
+    rt.wake_all(NS)
+    assert triggers.calls == [((NS, "a"), False)]
+    rt.wake_all("")
+    assert sorted(triggers.calls[1:]) == [(("other", "b"), False), ((NS, "a"), False)]
 
 
 def test_children_of_unknown_apps_wake_nothing() -> None:
     rt, triggers = runtime()
-    rt.child_event({"type": "DELETED", "object": {}}, NS, "stranger")
-    rt.child_event({"type": "DELETED", "object": {}}, NS, None)
+    rt.child_event("DELETED", (NS, "stranger"))
     assert triggers.calls == []
+
+
+def test_app_events_feed_the_store() -> None:
+    rt, _ = runtime()
+    rt.app_event(app_event("ADDED", generation=1))
+    rt.app_event(app_event("MODIFIED", generation=2))
+    held = rt.store.get("BlueGreenApp", NS, "web")
+    assert held is not None
+    assert held["metadata"]["generation"] == 2
 
 
 @pytest.mark.parametrize(

@@ -86,14 +86,16 @@ def test_a_release_moves_the_switch_counter_and_both_latencies(
     green = api.objects[f"{DEPLOYMENTS}/{NAME}-green"]
     rolling_out(api)
 
-    reconciler.reconcile(api, NS, NAME, clock)  # t=1000: the new revision is first planned
+    reconciler.reconcile(
+        api, api.caught_up(), NS, NAME, clock
+    )  # t=1000: the new revision is first planned
     ticks.now += 7.0
     api.put_object(f"{DEPLOYMENTS}/{NAME}-green", green)  # rolled out; endpoints not yet
-    reconciler.reconcile(api, NS, NAME, clock)  # t=1007: due (WaitingForEndpoints)
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)  # t=1007: due (WaitingForEndpoints)
     assert value(m, "bluegreen_switches_total") == 0
     ticks.now += 0.3
     api.lists[SLICES] = endpoints
-    outcome = reconciler.reconcile(api, NS, NAME, clock)  # t=1007.3: switched
+    outcome = reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)  # t=1007.3: switched
 
     assert [a.reason for a in outcome.done] == ["Switched"]
     assert value(m, "bluegreen_switches_total") == 1
@@ -112,7 +114,7 @@ def test_a_switch_ready_at_the_first_look_is_due_and_switched_in_one_pass(
     m: metrics.Metrics,
 ) -> None:
     api = preview_ready_for_switch()
-    reconciler.reconcile(api, NS, NAME, clock)
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)
     assert value(m, "bluegreen_switch_after_ready_seconds_count") == 1
     assert value(m, "bluegreen_switch_after_ready_seconds_sum") == 0  # the same instant
 
@@ -124,14 +126,16 @@ def test_a_new_template_before_the_switch_restarts_the_release_clock(
     green = api.objects[f"{DEPLOYMENTS}/{NAME}-green"]
     rolling_out(api)
     api.objects[APP_PATH]["spec"]["template"] = T1 | {"metadata": {"labels": {"v": "x"}}}
-    reconciler.reconcile(api, NS, NAME, clock)  # t=1000: another revision, first planned
+    reconciler.reconcile(
+        api, api.caught_up(), NS, NAME, clock
+    )  # t=1000: another revision, first planned
     ticks.now += 60.0
     api.objects[APP_PATH]["spec"]["template"] = T2
-    reconciler.reconcile(api, NS, NAME, clock)  # t=1060: T2, first planned
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)  # t=1060: T2, first planned
     ticks.now += 2.0
     api.put_object(f"{DEPLOYMENTS}/{NAME}-green", green)
     api.lists[SLICES] = preview_ready_for_switch().lists[SLICES]
-    reconciler.reconcile(api, NS, NAME, clock)
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)
 
     assert value(m, "bluegreen_switch_after_change_seconds_sum") == pytest.approx(2.0)
 
@@ -146,14 +150,16 @@ def test_a_switch_whose_release_began_before_this_replica_led_only_counts(
     )
     assert value(m, "bluegreen_switches_total") == 1
     assert value(m, "bluegreen_switch_after_change_seconds_count") == 0
-    reconciler.reconcile(api, NS, NAME, clock)  # planned and switched in one pass: counted
+    reconciler.reconcile(
+        api, api.caught_up(), NS, NAME, clock
+    )  # planned and switched in one pass: counted
     assert value(m, "bluegreen_switches_total") == 2
 
 
 def test_a_refused_switch_is_no_switch_and_an_error(m: metrics.Metrics) -> None:
     api = preview_ready_for_switch()
     api.fail("PUT", f"{SERVICES}/{NAME}", lambda: ApiError(403, "Forbidden", "no update"))
-    reconciler.reconcile(api, NS, NAME, clock)
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)
     assert value(m, "bluegreen_switches_total") == 0
     assert value(m, "bluegreen_switch_after_ready_seconds_count") == 0
     assert value(m, "bluegreen_reconcile_errors_total", reason="ChildRejected") == 1
@@ -170,7 +176,7 @@ def test_a_refused_switch_is_no_switch_and_an_error(m: metrics.Metrics) -> None:
         pytest.param(lambda: OSError("connection reset"), "ApiUnreachable", id="OSError"),
         pytest.param(lambda: ApiError(503, "Unavailable", "etcd"), "ApiUnavailable", id="503"),
         pytest.param(lambda: ApiError(429, "TooMany", "slow down"), "ApiUnavailable", id="429"),
-        pytest.param(lambda: ApiError(404, "NotFound", "gone"), "ApiError", id="404"),
+        pytest.param(lambda: ApiError(401, "Unauthorized", "token expired"), "ApiError", id="401"),
         pytest.param(lambda: NotLeading("PUT"), "NotLeading", id="fenced"),
     ],
 )
@@ -180,7 +186,7 @@ def test_a_pass_that_raises_is_timed_and_counted_by_reason(
     api = preview_ready_for_switch()
     api.fail("PUT", f"{SERVICES}/{NAME}", error)
     with pytest.raises(type(error())):
-        reconciler.reconcile(api, NS, NAME, clock)
+        reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)
     assert value(m, "bluegreen_reconcile_errors_total", reason=reason) == 1
     assert value(m, "bluegreen_reconcile_duration_seconds_count") == 1
     assert value(m, "bluegreen_switches_total") == 0
@@ -192,14 +198,15 @@ def test_a_bug_is_an_unexpected_error(m: metrics.Metrics, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(reconciler, "act", broken)
     with pytest.raises(KeyError):
-        reconciler.reconcile(preview_ready_for_switch(), NS, NAME, clock)
+        api = preview_ready_for_switch()
+        reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)
     assert value(m, "bluegreen_reconcile_errors_total", reason="Unexpected") == 1
 
 
 def test_an_invalid_spec_is_a_reported_error(m: metrics.Metrics) -> None:
     api = FakeApi()
     api.put_object(APP_PATH, app_body(T1, replicas=-1))
-    reconciler.reconcile(api, NS, NAME, clock)
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)
     assert value(m, "bluegreen_reconcile_errors_total", reason="InvalidSpec") == 1
     assert value(m, "bluegreen_apps", phase="Degraded") == 1
 
@@ -211,15 +218,17 @@ def test_apps_by_phase_follow_each_apps_last_pass_and_forget_deleted_apps(
     m: metrics.Metrics,
 ) -> None:
     api = preview_ready_for_switch()
-    reconciler.reconcile(api, NS, NAME, clock)  # Healthy (switched)
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)  # Healthy (switched)
     other = FakeApi()
     other.put_object(APP_PATH, app_body(T1))
-    reconciler.reconcile(other, "shop", "other", clock)  # a second app, 404: never seen
+    reconciler.reconcile(
+        other, other.caught_up(), "shop", "other", clock
+    )  # a second app, 404: never seen
     assert value(m, "bluegreen_apps", phase="Healthy") == 1
     m.status_computed(("shop", "b"), "Progressing", None)
     assert value(m, "bluegreen_apps", phase="Progressing") == 1
     del api.objects[APP_PATH]
-    reconciler.reconcile(api, NS, NAME, clock)  # deleted
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)  # deleted
     assert value(m, "bluegreen_apps", phase="Healthy") == 0
     assert value(m, "bluegreen_apps", phase="Progressing") == 1
 

@@ -299,6 +299,64 @@ def test_promote_switches_prod_in_one_write_when_fully_ready() -> None:
     assert p.requeue_after == 30
 
 
+def lagging_deployment_status(
+    ready_rs: int = 3,
+    old_rs_pods: int = 0,
+    rs_observed: bool = True,
+    dep_observed: bool = True,
+) -> Observed:
+    """green's pods are all ready as its ReplicaSets report, but the Deployment controller
+    has not yet folded that into the Deployment's status (it does so one step later)."""
+    base = preview_waiting()
+    green = copy.deepcopy(base.deployments["green"])
+    green["status"].update(readyReplicas=0, availableReplicas=0)
+    green["status"]["observedGeneration"] = 1 if dep_observed else 0
+    new_rs = replicaset(green)
+    new_rs["metadata"]["generation"] = 2
+    new_rs["spec"] = {"replicas": 3}
+    new_rs["status"] = {
+        "observedGeneration": 2 if rs_observed else 1,
+        "replicas": 3,
+        "readyReplicas": ready_rs,
+        "availableReplicas": ready_rs,
+    }
+    old_rs = replicaset(deployment("green", T1, 3), pod_hash="old0hash")
+    old_rs["metadata"]["generation"] = 4
+    old_rs["spec"] = {"replicas": old_rs_pods}
+    old_rs["status"] = {"observedGeneration": 4, "replicas": old_rs_pods}
+    blue_rs = base.replicasets[0]
+    return replace(
+        base,
+        deployments={**base.deployments, "green": green},
+        replicasets=[blue_rs, new_rs, old_rs],
+    )
+
+
+def test_the_switch_follows_the_replicasets_without_waiting_for_the_deployment_status() -> None:
+    """The decisive event of a release is the last of the preview's endpoints and its
+    ReplicaSet's status: the Deployment's own status, derived from the latter, may lag."""
+    p = plan(app(T2, promote=True), lagging_deployment_status(), NOW)
+    assert writes(p) == [("update", "Service", "demo")]
+    assert p.status.active_color == "green"
+
+
+@pytest.mark.parametrize(
+    "observed_state",
+    [
+        pytest.param(lagging_deployment_status(ready_rs=2), id="a-pod-not-ready"),
+        pytest.param(lagging_deployment_status(old_rs_pods=1), id="an-old-pod-left"),
+        pytest.param(lagging_deployment_status(rs_observed=False), id="rs-status-stale"),
+        pytest.param(lagging_deployment_status(dep_observed=False), id="deployment-spec-unseen"),
+    ],
+)
+def test_no_switch_while_the_replicasets_say_the_rollout_is_not_done(
+    observed_state: Observed,
+) -> None:
+    p = plan(app(T2, promote=True), observed_state, NOW)
+    assert writes(p) == []
+    assert p.status.active_color == "blue"
+
+
 def after_switch(at: datetime, blue_replicas: int = 3) -> Observed:
     s = spec(T2)
     return observed(

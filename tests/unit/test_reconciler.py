@@ -1,7 +1,9 @@
 """The reconcile pass against an in-memory API: what a refused, conflicting or failing
-request does to the rest of the pass and to the status it writes.
+request does to the rest of the pass and to the status it writes, and how the pass uses
+the store the watches feed (no request unless it writes; a stale view is corrected by one
+read, never by a wrong write).
 
-Only the transport is faked (``Kube._request``): everything above it, the Event
+Only the transport is faked (``Kube._send``): everything above it, the Event
 best-effort policy included, is the operator's own code. Kubernetes behaviour itself is
 proven on the real control plane in tests/e2e.
 """
@@ -12,6 +14,7 @@ import copy
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,10 +22,11 @@ from typing import Any
 import pytest
 import urllib3
 
-from bluegreen import names, planner, reconciler
+from bluegreen import names, planner, reconciler, status
 from bluegreen.__main__ import make_room_for_deep_objects
 from bluegreen.kube import ApiError, Kube
 from bluegreen.models import KIND
+from bluegreen.store import Store
 
 from test_planner import NOW, T1, T2, deployment, replicaset, service, spec
 from test_planner import endpoints as endpoint_list
@@ -33,6 +37,14 @@ APP_PATH = f"/apis/bluegreen.dev/v1alpha1/namespaces/{NS}/bluegreenapps/{NAME}"
 SERVICES = f"/api/v1/namespaces/{NS}/services"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 EVENTS = f"/api/v1/namespaces/{NS}/events"
+SLICES = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+REPLICASETS = f"/apis/apps/v1/namespaces/{NS}/replicasets"
+KIND_OF_COLLECTION = {
+    f"/apis/bluegreen.dev/v1alpha1/namespaces/{NS}/bluegreenapps": KIND,
+    SERVICES: "Service",
+    DEPLOYMENTS: "Deployment",
+    f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses": "Ingress",
+}
 
 
 class FakeApi(Kube):
@@ -48,6 +60,20 @@ class FakeApi(Kube):
         self.status_patches: list[Obj] = []
         self.events: list[Obj] = []
         self._rv = 100
+        self.store = Store()
+
+    def caught_up(self) -> Store:
+        """The store as the watches leave it once they delivered everything there is."""
+        self.store = Store()
+        for path, obj in self.objects.items():
+            kind = KIND_OF_COLLECTION[path.rsplit("/", 1)[0]]
+            self.store.put(kind, copy.deepcopy({**obj, "kind": kind}))
+        for path, items in self.lists.items():
+            kind = "EndpointSlice" if path == SLICES else "ReplicaSet"
+            for item in copy.deepcopy(items):
+                item["metadata"]["namespace"] = NS
+                self.store.put(kind, item)
+        return self.store
 
     def fail(self, method: str, path: str, error: Callable[[], Exception]) -> None:
         self.faults[method, path] = error
@@ -86,7 +112,7 @@ class FakeApi(Kube):
             if target in self.objects:
                 raise ApiError(409, "AlreadyExists", f"{target} already exists")
             self.put_object(target, body)
-            return body  # type: ignore[no-any-return]
+            return copy.deepcopy(self.objects[target])
         if method == "PUT":
             live = self.objects.get(path)
             if live is None:
@@ -94,12 +120,13 @@ class FakeApi(Kube):
             if body["metadata"].get("resourceVersion") != live["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict", "the object has been modified")
             self.put_object(path, body)
-            return body  # type: ignore[no-any-return]
+            return copy.deepcopy(self.objects[path])
         if method == "PATCH":
             self.status_patches.append(body["status"])
             app = self.objects[APP_PATH]
-            app["status"] = {k: v for k, v in body["status"].items() if v is not None}
-            return app
+            written = {k: v for k, v in body["status"].items() if v is not None}
+            self.put_object(APP_PATH, {**app, "status": written})
+            return copy.deepcopy(self.objects[APP_PATH])
         raise AssertionError(f"unexpected {method} {path}")
 
     def writes_to(self, method: str, path: str) -> int:
@@ -129,11 +156,25 @@ def preview_ready_for_switch() -> FakeApi:
     api.put_object(f"{DEPLOYMENTS}/{NAME}-green", green)
     api.put_object(f"{SERVICES}/{NAME}", service("prod", "blue", s))
     api.put_object(f"{SERVICES}/{NAME}-preview", service("preview", "green", s))
-    api.lists[f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"] = [
-        {"endpoints": endpoint_list(f"{NAME}-green", 3)}
-    ]
-    api.lists[f"/apis/apps/v1/namespaces/{NS}/replicasets"] = [replicaset(blue), replicaset(green)]
+    api.lists[SLICES] = [endpoint_slice(f"{NAME}-preview", endpoint_list(f"{NAME}-green", 3))]
+    api.lists[REPLICASETS] = [replicaset(blue), replicaset(green)]
     return api
+
+
+def endpoint_slice(service: str, endpoints: list[Obj]) -> Obj:
+    labels = {**names.app_labels(NAME), "kubernetes.io/service-name": service}
+    meta = {"name": f"{service}-abcde", "namespace": NS, "labels": labels}
+    return {"metadata": meta, "endpoints": endpoints}
+
+
+def reconcile(api: FakeApi, when: Callable[[], datetime] | None = None) -> reconciler.Outcome:
+    """One pass, from the store as the watches leave it once caught up."""
+    return reconciler.reconcile(api, api.caught_up(), NS, NAME, when or clock)
+
+
+def reconcile_again(api: FakeApi) -> reconciler.Outcome:
+    """The next pass from the store as the last pass left it, before any watch event."""
+    return reconciler.reconcile(api, api.store, NS, NAME, clock)
 
 
 def clock() -> datetime:
@@ -169,7 +210,7 @@ def test_a_failing_event_never_stops_the_pass_after_a_switch(
 ) -> None:
     api = preview_ready_for_switch()
     api.fail("POST", EVENTS, error)
-    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    outcome = reconcile(api)
     assert prod_color(api) == "green"
     assert [a.reason for a in outcome.done] == ["Switched"]
     assert (api.app_status["activeColor"], api.app_status["phase"]) == ("green", "Healthy")
@@ -181,7 +222,7 @@ def test_a_failing_event_never_stops_the_pass_after_a_switch(
 def test_a_switch_refused_for_missing_rights_is_not_reported_as_done() -> None:
     api = preview_ready_for_switch()
     api.fail("PUT", f"{SERVICES}/{NAME}", lambda: ApiError(403, "Forbidden", "no update"))
-    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    outcome = reconcile(api)
     assert prod_color(api) == "blue"
     assert api.app_status["activeColor"] == "blue"
     assert api.app_status["previewColor"] == "green"
@@ -193,7 +234,7 @@ def test_a_switch_refused_for_missing_rights_is_not_reported_as_done() -> None:
 def test_a_switch_that_lost_a_race_is_retried_soon_and_not_reported() -> None:
     api = preview_ready_for_switch()
     api.fail("PUT", f"{SERVICES}/{NAME}", lambda: ApiError(409, "Conflict", "modified"))
-    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    outcome = reconcile(api)
     assert outcome.requeue_after == reconciler.RETRY_AFTER_CONFLICT
     assert outcome.failures == []
     assert api.app_status["activeColor"] == "blue"
@@ -204,7 +245,7 @@ def test_an_invalid_child_is_reported_and_the_rest_of_the_plan_goes_on() -> None
     api = FakeApi()
     api.put_object(APP_PATH, app_body(T1))
     api.fail("POST", DEPLOYMENTS, lambda: ApiError(422, "Invalid", "containerPort: Invalid"))
-    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    outcome = reconcile(api)
     assert f"{SERVICES}/{NAME}" in api.objects  # the Services were still created
     assert "containerPort" in outcome.failures[0]
     assert api.app_status["phase"] == "Degraded"
@@ -225,27 +266,32 @@ def test_a_write_failing_for_the_cluster_raises_for_a_retry(
     api = preview_ready_for_switch()
     api.fail("PUT", f"{SERVICES}/{NAME}", error)
     with pytest.raises(Exception) as raised:
-        reconciler.reconcile(api, NS, NAME, clock)
+        reconcile(api)
     assert raised.type is type(error())
     assert api.status_patches == []
 
 
 def test_a_read_failing_for_the_cluster_raises_for_a_retry() -> None:
+    """The one read a pass may make (a stale object, after a refused write) fails."""
     api = preview_ready_for_switch()
-    api.fail("GET", DEPLOYMENTS, transport_error)
+    api.fail("PUT", f"{SERVICES}/{NAME}", lambda: ApiError(409, "Conflict", "modified"))
+    api.fail("GET", SERVICES, transport_error)
     with pytest.raises(urllib3.exceptions.MaxRetryError):
-        reconciler.reconcile(api, NS, NAME, clock)
-    assert api.writes == 0
+        reconcile(api)
+    assert api.status_patches == []
 
 
 # ------------------------------------------------------------------ passes that stop early
 
 
 def test_a_forbidden_read_is_degraded_with_availability_unknown() -> None:
+    """A kind the operator may not list or watch: the store knows why."""
     api = preview_ready_for_switch()
     api.objects[APP_PATH]["status"] = {"activeColor": "blue", "activeRevision": "r1"}
-    api.fail("GET", DEPLOYMENTS, lambda: ApiError(403, "Forbidden", "cannot get deployments"))
-    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    store = api.caught_up()
+    store.refuse("Deployment", NS, "deployments is forbidden: cannot list deployments")
+    outcome = reconciler.reconcile(api, store, NS, NAME, clock)
+    assert "cannot list deployments" in api.app_status["message"]
     assert outcome.requeue_after == reconciler.RETRY_AFTER_FORBIDDEN
     assert api.app_status["phase"] == "Degraded"
     assert api.app_status["activeColor"] == "blue"  # kept, not guessed
@@ -299,7 +345,7 @@ def test_a_spec_the_schema_would_refuse_is_reported_never_raised(
     its own app, with availability unknown, and nothing is written but the status."""
     api = FakeApi()
     api.put_object(APP_PATH, {**app_body(T1), "spec": {**app_body(T1)["spec"], **spec_change}})
-    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    outcome = reconcile(api)
     assert outcome.failures and expected in outcome.failures[0]
     assert api.app_status["phase"] == "Degraded"
     assert conditions(api)["Degraded"]["reason"] == "InvalidSpec"
@@ -315,7 +361,7 @@ def test_a_planner_failure_is_reported_on_its_app(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(planner, "plan", broken)
     api = preview_ready_for_switch()
-    outcome = reconciler.reconcile(api, NS, NAME, clock)
+    outcome = reconcile(api)
     assert outcome.requeue_after == reconciler.RETRY_AFTER_PLAN_FAILURE
     assert api.app_status["phase"] == "Degraded"
     assert "TypeError: unhashable type" in api.app_status["message"]
@@ -326,14 +372,14 @@ def test_a_repeated_problem_posts_one_warning_not_one_per_pass() -> None:
     api = FakeApi()
     api.put_object(APP_PATH, app_body({**T1, "metadata": {"labels": "app=web"}}))
     for _ in range(3):
-        reconciler.reconcile(api, NS, NAME, clock)
+        reconcile(api)
     assert api.writes_to("POST", EVENTS) == 1
     assert api.writes_to("PATCH", f"{APP_PATH}/status") == 1
 
 
 def test_status_written_is_valid_json_and_round_trips() -> None:
     api = preview_ready_for_switch()
-    reconciler.reconcile(api, NS, NAME, lambda: datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    reconcile(api, lambda: datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
     patch = api.status_patches[-1]
     assert json.loads(json.dumps(patch)) == patch
     assert patch["lastSwitchTime"] == "2026-11-26T12:00:00Z"
@@ -346,7 +392,142 @@ def test_a_switch_with_a_delay_below_kube_proxys_lag_is_warned_about(
 ) -> None:
     api = preview_ready_for_switch()
     api.objects[APP_PATH]["spec"]["scaleDownDelaySeconds"] = delay
-    reconciler.reconcile(api, NS, NAME, clock)
+    reconcile(api)
     assert prod_color(api) == "green"
     reasons = [e["reason"] for e in api.events]
     assert ("ShortScaleDownDelay" in reasons) is warned
+
+
+# ------------------------------------------------------------------ planning from the store
+
+
+def test_a_pass_with_nothing_to_write_sends_no_request() -> None:
+    api = preview_ready_for_switch()
+    reconcile(api)  # the switch
+    reconcile(api)  # the status of the settled app
+    api.log.clear()
+    outcome = reconcile(api)
+    assert outcome.done == []
+    assert api.log == []
+
+
+def test_the_next_pass_plans_from_the_operators_own_writes_before_any_watch_event() -> None:
+    """Write-through: the answer of the switch is in the store, so a pass right after it
+    (no watch event yet) does not switch again (a stale view would PUT again, be refused
+    and read the Service afresh)."""
+    api = preview_ready_for_switch()
+    reconcile(api)
+    outcome = reconcile_again(api)
+    assert outcome.done == []
+    assert api.writes_to("PUT", f"{SERVICES}/{NAME}") == 1
+    assert api.requests["GET"] == 0
+    held = api.store.get("Service", NS, NAME)
+    assert held is not None and held["spec"]["selector"][names.LABEL_COLOR] == "green"
+
+
+def test_a_stale_view_is_refused_read_afresh_and_planned_again() -> None:
+    """Someone changed the prod Service after the store last heard of it: the conditional
+    PUT is refused, one read brings the store up to date, and the next pass (at once)
+    switches from the fresh state."""
+    api = preview_ready_for_switch()
+    store = api.caught_up()
+    prod_path = f"{SERVICES}/{NAME}"
+    edited = copy.deepcopy(api.objects[prod_path])
+    edited["metadata"].setdefault("annotations", {})["team"] = "payments"
+    api.put_object(prod_path, edited)  # the watch has not delivered this yet
+
+    outcome = reconciler.reconcile(api, store, NS, NAME, clock)
+    assert outcome.requeue_after == reconciler.RETRY_AFTER_CONFLICT == 0.0
+    assert prod_color(api) == "blue"
+    assert api.writes_to("GET", prod_path) == 1
+
+    outcome = reconcile_again(api)
+    assert [a.reason for a in outcome.done] == ["Switched"]
+    live = api.objects[prod_path]
+    assert live["metadata"]["annotations"]["team"] == "payments"  # kept, not overwritten
+
+
+def test_someone_elses_object_is_learned_by_one_read_and_read_again_each_pass() -> None:
+    """A Service of the prod name without the operator's label: the watches never show it.
+    The refused create reads it; from then on each pass reads it again (until it goes)
+    instead of trying to create it."""
+    api = FakeApi()
+    api.put_object(APP_PATH, app_body(T1))
+    foreign = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": NS}}
+    api.put_object(f"{SERVICES}/{NAME}", foreign)
+    api.store.put(KIND, {**api.objects[APP_PATH], "kind": KIND})  # the watches see the app only
+
+    reconcile_again(api)
+    assert api.writes_to("POST", SERVICES) == 2  # prod (refused) and preview
+    assert api.store.get("Service", NS, NAME) is not None
+
+    api.log.clear()
+    reconcile_again(api)
+    assert api.writes_to("POST", SERVICES) == 0
+    assert api.writes_to("GET", f"{SERVICES}/{NAME}") == 1
+    assert "Service" in api.app_status["message"]  # the conflict is reported
+
+    del api.objects[f"{SERVICES}/{NAME}"]  # its owner removes it
+    reconcile_again(api)  # the read finds it gone ...
+    reconcile_again(api)  # ... and the operator creates its own
+    assert api.objects[f"{SERVICES}/{NAME}"]["metadata"]["labels"][names.LABEL_MANAGED_BY] == (
+        names.MANAGER
+    )
+
+
+def test_an_app_the_store_outlived_gets_no_children() -> None:
+    """The store still holds an app that is gone (a watch that had to list again missed
+    its deletion): before creating anything, one read checks it still exists."""
+    api = FakeApi()
+    store = Store()
+    store.put(KIND, {**app_body(T1), "kind": KIND})
+    outcome = reconciler.reconcile(api, store, NS, NAME, clock)
+    assert outcome.done == []
+    assert api.writes == 0
+    assert store.get(KIND, NS, NAME) is None
+
+
+def test_planning_leaves_the_stored_objects_as_they_were() -> None:
+    """Stored objects are shared by every pass: the planner must build, never modify."""
+    api = preview_ready_for_switch()
+    store = api.caught_up()
+    before = {
+        kind: copy.deepcopy(store.get(kind, NS, name))
+        for kind, name in reconciler.children_of(NAME)
+    }
+    body = store.get(KIND, NS, NAME)
+    assert body is not None
+    app = reconciler.parse_app(body, status.recorded(body.get("status")))
+    planner.plan(app, reconciler.observe(store, app), NOW)
+    after = {kind: store.get(kind, NS, name) for kind, name in reconciler.children_of(NAME)}
+    assert after == before
+
+
+def test_events_posted_in_background_keep_their_order_and_do_not_hold_the_pass() -> None:
+    api = preview_ready_for_switch()
+    api.objects[APP_PATH]["spec"]["scaleDownDelaySeconds"] = 0  # two Events: switch, warning
+    posted: list[str] = []
+    gate = threading.Event()
+    original = api._send
+
+    def slow_events(method: str, path: str, **kwargs: Any) -> Obj:
+        if path == EVENTS:
+            gate.wait(10)
+            posted.append(kwargs["body"]["reason"])
+        return original(method, path, **kwargs)
+
+    api._send = slow_events  # type: ignore[method-assign]
+    api.post_events_in_background()
+    reconcile(api)  # returns although no Event could be posted yet
+    assert prod_color(api) == "green"
+    assert posted == []
+    gate.set()
+    wait_until(lambda: len(posted) == 2)
+    assert posted == ["Switched", "ShortScaleDownDelay"]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

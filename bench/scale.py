@@ -1,0 +1,248 @@
+"""The operator at scale on the local control plane; prints numbers, asserts nothing.
+
+    .venv/bin/python bench/scale.py --apps 1000      # (make bench-scale ARGS="--apps 1000")
+
+1. N apps created at once: time until all are Healthy, the operator's CPU and memory.
+2. N apps given a new template at once, with ``promote: true``: time until every one has
+   switched, the peak memory, the ERROR lines in the operator's log, the writes made.
+3. A restart with N converged apps: the requests the operator makes in the 30 s after it
+   starts (by verb and resource, from the API server's own metrics, less a baseline of
+   the same length without the operator): ideally 0 writes and one LIST per watched kind.
+4. A resync of every app: the requests of 30 s with a resync every 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchmark import ensure_cluster, fresh_namespace, kubectl, rss_mib  # noqa: E402
+
+from driver import Driver  # noqa: E402
+from operator_process import OperatorProcess  # noqa: E402
+from specs import hello, template  # noqa: E402
+
+OUR_RESOURCES = {
+    "bluegreenapps",
+    "deployments",
+    "services",
+    "ingresses",
+    "endpointslices",
+    "replicasets",
+    "events",
+}
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "CREATE", "UPDATE"}
+# kwok nodes for the pods of 1,000 apps and their previews (the cluster's own three hold 330).
+BENCH_NODES = 24
+PODS_PER_NODE = 110
+
+
+def add_bench_nodes(count: int) -> None:
+    nodes = []
+    for i in range(count):
+        name = f"bench-node-{i}"
+        nodes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"kwok.x-k8s.io/node": "fake"},
+                    "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
+                },
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
+                },
+            }
+        )
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes})
+    subprocess.run(
+        ["kubectl", "apply", "-f", "-"], input=manifest, text=True, check=True, capture_output=True
+    )
+
+
+def requests_by_verb() -> Counter[str]:
+    """Requests the API server has served for the operator's resources, by verb."""
+    text = kubectl("get", "--raw", "/metrics")
+    counts: Counter[str] = Counter()
+    pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$")
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
+        if labels.get("resource") in OUR_RESOURCES:
+            sub = labels.get("subresource")
+            what = f"{labels['resource']}/{sub}" if sub else labels["resource"]
+            counts[f"{labels['verb']} {what}"] += int(float(m["n"]))
+    return counts
+
+
+def during(seconds: float) -> Counter[str]:
+    before = requests_by_verb()
+    time.sleep(seconds)
+    after = requests_by_verb()
+    after.subtract(before)
+    return Counter({k: v for k, v in after.items() if v > 0})
+
+
+def less(measured: Counter[str], baseline: Counter[str]) -> dict[str, int]:
+    out = Counter(measured)
+    out.subtract(baseline)
+    return {k: v for k, v in sorted(out.items()) if v > 0}
+
+
+# What only the operator writes (the controllers write ReplicaSets, EndpointSlices and the
+# Deployments' status; Events are posted by both and counted apart).
+OPERATOR_WRITTEN = {"deployments", "services", "ingresses", "bluegreenapps/status"}
+
+
+def writes_of(counts: dict[str, int], resources: set[str] = OPERATOR_WRITTEN) -> int:
+    return sum(
+        n for k, n in counts.items() if k.split()[0] in WRITE_VERBS and k.split()[1] in resources
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class PeakRss:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.peak = max(self.peak, rss_mib(self.pid))
+            except OSError:
+                return
+
+    def stop(self) -> float:
+        self._stop.set()
+        return self.peak
+
+
+def wait_all(driver: Driver, ns: str, apps: int, done: Any, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        items = driver.list("BlueGreenApp", ns)
+        if len(items) == apps and all(done(a.get("status") or {}) for a in items):
+            return time.monotonic() - started
+        time.sleep(1)
+    raise TimeoutError(f"not all {apps} apps done after {timeout} s")
+
+
+def error_lines(log: Path) -> int:
+    return sum(1 for line in log.read_text(errors="replace").splitlines() if " ERROR " in line)
+
+
+def run(driver: Driver, apps: int, log_dir: Path) -> dict[str, Any]:
+    add_bench_nodes(BENCH_NODES)
+    ns = fresh_namespace("bench-scale")
+    names = [f"app{i:04d}" for i in range(apps)]
+    result: dict[str, Any] = {"apps": apps}
+
+    baseline = during(30)
+    result["baseline_30s"] = dict(baseline)
+
+    log = log_dir / "operator.log"
+    op = OperatorProcess(ns, log, env={"BLUEGREEN_RESYNC_SECONDS": "300"})
+    op.start()
+    assert op.proc is not None
+    pid = op.proc.pid
+    rss = PeakRss(pid)
+    cpu0 = cpu_seconds(pid)
+    started = time.monotonic()
+    for name in names:
+        driver.create_app(ns, name, hello(replicas=1, promote=True, scaleDownDelaySeconds=5))
+    result["create_requests_s"] = round(time.monotonic() - started, 1)
+    result["created_to_healthy_s"] = round(
+        wait_all(driver, ns, apps, lambda s: s.get("phase") == "Healthy", 1800)
+        + result["create_requests_s"],
+        1,
+    )
+    result["create_cpu_s"] = round(cpu_seconds(pid) - cpu0, 1)
+    result["rss_converged_mib"] = round(rss_mib(pid), 1)
+
+    cpu0 = cpu_seconds(pid)
+    before = requests_by_verb()
+    started = time.monotonic()
+    for name in names:
+        driver.patch_spec(ns, name, {"template": template("v2")})
+    result["release_requests_s"] = round(time.monotonic() - started, 1)
+    switched = wait_all(
+        driver,
+        ns,
+        apps,
+        lambda s: s.get("phase") == "Healthy" and s.get("activeColor") == "green",
+        1800,
+    )
+    result["release_to_all_switched_s"] = round(switched + result["release_requests_s"], 1)
+    time.sleep(10)  # the scale-downs after the 5 s delay
+    release = requests_by_verb()
+    release.subtract(before)
+    result["release_operator_writes"] = writes_of(dict(release))
+    result["release_events"] = writes_of(dict(release), {"events"})
+    result["release_cpu_s"] = round(cpu_seconds(pid) - cpu0, 1)
+    result["rss_peak_mib"] = round(rss.stop(), 1)
+    result["error_lines"] = error_lines(log)
+
+    op.stop()
+    time.sleep(2)
+    restart_log = log_dir / "restart.log"
+    op = OperatorProcess(ns, restart_log, env={"BLUEGREEN_RESYNC_SECONDS": "300"})
+    before = requests_by_verb()
+    op.start()
+    time.sleep(30)
+    after = requests_by_verb()
+    after.subtract(before)
+    result["restart_30s"] = less(after, baseline)
+    result["restart_operator_writes"] = writes_of(result["restart_30s"])
+    assert op.proc is not None
+    result["rss_after_restart_mib"] = round(rss_mib(op.proc.pid), 1)
+    op.stop()
+
+    op = OperatorProcess(ns, log_dir / "resync.log", env={"BLUEGREEN_RESYNC_SECONDS": "10"})
+    op.start()
+    time.sleep(15)  # past the start
+    result["resync_every_10s_30s"] = less(during(30), baseline)
+    result["resync_operator_writes"] = writes_of(result["resync_every_10s_30s"])
+    op.stop()
+    subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], capture_output=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--apps", type=int, default=1000)
+    args = parser.parse_args()
+    ensure_cluster()
+    log_dir = Path(tempfile.mkdtemp(prefix="bluegreen-scale-"))
+    with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
+        result = run(Driver(api), args.apps, log_dir)
+    print(json.dumps(result, indent=2))
+    print(f"operator logs: {log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
