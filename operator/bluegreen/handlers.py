@@ -22,7 +22,7 @@ import urllib3
 
 from bluegreen import names, probes, reconciler
 from bluegreen.informer import Informer, wait_synced
-from bluegreen.kube import ApiError, Kube
+from bluegreen.kube import ApiError, Kube, plural
 from bluegreen.models import GROUP, KIND, PLURAL, VERSION
 from bluegreen.queue import Key, ReconcileQueue
 from bluegreen.store import CHILD_KINDS, Store
@@ -66,7 +66,7 @@ def _readiness_hook(
     before every watch has, nor while one cannot list)."""
     if readiness is None:
         return lambda: None
-    watch = f"{kind.lower()}s in {namespace or 'all namespaces'}"
+    watch = f"{plural(kind)} in {namespace or 'all namespaces'}"
     readiness.watch_started(watch)
     return lambda: readiness.watch_listed(watch)
 

@@ -41,6 +41,12 @@ _BASES: Mapping[str, tuple[str, str]] = {
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
+
+def plural(kind: str) -> str:
+    """The resource name of a kind in the REST API, e.g. ``ingresses``."""
+    return _BASES[kind][1]
+
+
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -15,7 +15,7 @@ from kopf._cogs.clients import watching
 from kopf._core.reactor import queueing
 
 from bluegreen import __main__ as main
-from bluegreen import probes
+from bluegreen import handlers, probes
 from bluegreen.leader import LeaseSettings
 
 
@@ -186,3 +186,15 @@ def test_a_standby_is_alive_while_its_election_loop_keeps_trying(ago: float, sta
     server = main.standby_liveness(f"http://127.0.0.1:{port}/healthz", StuckElector(ago))  # type: ignore[arg-type]
     with probes.serving(server):
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == status
+
+
+@pytest.mark.parametrize(
+    ("kind", "watch"),
+    [("Ingress", "ingresses in shop"), ("EndpointSlice", "endpointslices in shop")],
+)
+def test_each_child_watch_is_named_by_its_resource(kind: str, watch: str) -> None:
+    """The name readiness gives when that watch has not listed yet."""
+    r = probes.Readiness()
+    r.leading()
+    handlers._readiness_hook(r, kind, "shop")
+    assert r.state() == (False, f"leading: waiting for the initial listing of {watch}")
