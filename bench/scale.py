@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,14 @@ import kubernetes
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchmark import ensure_cluster, fresh_namespace, kubectl, rss_mib  # noqa: E402
+from harness import (  # noqa: E402
+    api_request_counts,
+    cpu_seconds,
+    ensure_cluster,
+    ensure_pod_capacity,
+    fresh_namespace,
+    rss_mib,
+)
 
 from driver import Driver  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
@@ -47,51 +53,12 @@ OUR_RESOURCES = {
     "events",
 }
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "CREATE", "UPDATE"}
-# kwok nodes for the pods of 1,000 apps and their previews (the cluster's own three hold 330).
-BENCH_NODES = 24
-PODS_PER_NODE = 110
-
-
-def add_bench_nodes(count: int) -> None:
-    nodes = []
-    for i in range(count):
-        name = f"bench-node-{i}"
-        nodes.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake"},
-                    "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
-                },
-                "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
-                },
-            }
-        )
-    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes})
-    subprocess.run(
-        ["kubectl", "apply", "-f", "-"], input=manifest, text=True, check=True, capture_output=True
-    )
 
 
 def requests_by_verb() -> Counter[str]:
-    """Requests the API server has served for the operator's resources, by verb."""
-    text = kubectl("get", "--raw", "/metrics")
-    counts: Counter[str] = Counter()
-    pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<n>[0-9.e+]+)$")
-    for line in text.splitlines():
-        m = pattern.match(line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"]))
-        if labels.get("resource") in OUR_RESOURCES:
-            sub = labels.get("subresource")
-            what = f"{labels['resource']}/{sub}" if sub else labels["resource"]
-            counts[f"{labels['verb']} {what}"] += int(float(m["n"]))
-    return counts
+    """Requests the API server has served for the operator's resources (by everyone), by
+    "VERB resource/subresource"."""
+    return Counter(api_request_counts(lambda labels: labels.get("resource") in OUR_RESOURCES))
 
 
 def during(seconds: float) -> Counter[str]:
@@ -110,18 +77,13 @@ def less(measured: Counter[str], baseline: Counter[str]) -> dict[str, int]:
 
 # What only the operator writes (the controllers write ReplicaSets, EndpointSlices and the
 # Deployments' status; Events are posted by both and counted apart).
-OPERATOR_WRITTEN = {"deployments", "services", "ingresses", "bluegreenapps/status"}
+OPERATOR_WRITTEN = {"deployments/", "services/", "ingresses/", "bluegreenapps/status"}
 
 
 def writes_of(counts: dict[str, int], resources: set[str] = OPERATOR_WRITTEN) -> int:
     return sum(
         n for k, n in counts.items() if k.split()[0] in WRITE_VERBS and k.split()[1] in resources
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class PeakRss:
@@ -156,7 +118,7 @@ def error_lines(log: Path) -> int:
 
 
 def run(driver: Driver, apps: int, log_dir: Path) -> dict[str, Any]:
-    add_bench_nodes(BENCH_NODES)
+    ensure_pod_capacity(2 * apps + 100)  # every app's pods and its preview's at once
     ns = fresh_namespace("bench-scale")
     names = [f"app{i:04d}" for i in range(apps)]
     result: dict[str, Any] = {"apps": apps}
@@ -201,7 +163,7 @@ def run(driver: Driver, apps: int, log_dir: Path) -> dict[str, Any]:
     release = requests_by_verb()
     release.subtract(before)
     result["release_operator_writes"] = writes_of(dict(release))
-    result["release_events"] = writes_of(dict(release), {"events"})
+    result["release_events"] = writes_of(dict(release), {"events/"})
     result["release_cpu_s"] = round(cpu_seconds(pid) - cpu0, 1)
     result["rss_peak_mib"] = round(rss.stop(), 1)
     result["error_lines"] = error_lines(log)

@@ -4,12 +4,19 @@
 //	GET /         200, body "<VERSION> <hostname>\n", header X-Version: <VERSION>
 //	GET /healthz  200 while ready; 503 when READY_FAIL is set (a version whose readiness
 //	              probe never passes) or once SIGTERM arrived
+//	GET FAIL_PATH as / for its first FAIL_AFTER requests (default 0), then 500
+//	              "failing <VERSION>": a version that is ready but broken on a real path,
+//	              at once or once it has served a while
 //
 // On SIGTERM it stops accepting connections, lets in-flight requests finish and exits:
 // the plain graceful shutdown of a well-behaved app, with nothing that hides a switch
 // that removes pods too early.
 //
-// Environment: VERSION (default "unknown"), PORT (default 8080), READY_FAIL.
+// With EXIT_CODE set it serves nothing and exits at once with that code: the container of
+// a Job check that fails (1) or passes (0).
+//
+// Environment: VERSION (default "unknown"), PORT (default 8080), READY_FAIL, FAIL_PATH,
+// FAIL_AFTER, EXIT_CODE.
 package main
 
 import (
@@ -20,12 +27,21 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 func main() {
+	if code := os.Getenv("EXIT_CODE"); code != "" {
+		n, err := strconv.Atoi(code)
+		if err != nil {
+			log.Fatalf("EXIT_CODE %q is not a number", code)
+		}
+		log.Printf("testserver exiting with %d", n)
+		os.Exit(n)
+	}
 	version := envOr("VERSION", "unknown")
 	addr := ":" + envOr("PORT", "8080")
 	host, _ := os.Hostname()
@@ -40,10 +56,25 @@ func main() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	answer := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Version", version)
 		fmt.Fprintf(w, "%s %s\n", version, host)
-	})
+	}
+	mux.HandleFunc("/", answer)
+	if failPath := os.Getenv("FAIL_PATH"); failPath != "" {
+		failAfter, err := strconv.ParseInt(envOr("FAIL_AFTER", "0"), 10, 64)
+		if err != nil {
+			log.Fatalf("FAIL_AFTER: %v", err)
+		}
+		var served atomic.Int64
+		mux.HandleFunc(failPath, func(w http.ResponseWriter, r *http.Request) {
+			if served.Add(1) > failAfter {
+				http.Error(w, "failing "+version, http.StatusInternalServerError)
+				return
+			}
+			answer(w, r)
+		})
+	}
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	done := make(chan struct{})

@@ -78,6 +78,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     election.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS")
     election.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS")
     election.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS")
+    parser.add_argument(
+        "--checks-via-node-port",
+        metavar="HOST",
+        default=os.environ.get("BLUEGREEN_CHECKS_VIA_NODE_PORT") or None,
+        help="send HTTP checks to HOST:<the Service's nodePort> instead of the Service's "
+        "DNS name (for an operator outside the cluster; $BLUEGREEN_CHECKS_VIA_NODE_PORT)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -224,7 +231,12 @@ def run_operator(kube: Kube, args: argparse.Namespace, readiness: probes.Readine
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(kube=kube, namespaces=list(args.namespace), readiness=readiness),
+        memo=kopf.Memo(
+            kube=kube,
+            namespaces=list(args.namespace),
+            readiness=readiness,
+            checks_via_node_port=args.checks_via_node_port,
+        ),
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bluegreen import names
-from bluegreen.models import GROUP, KIND, VERSION, BlueGreenAppSpec, Color, IngressSpec
+from bluegreen.models import GROUP, KIND, VERSION, BlueGreenAppSpec, Color, IngressSpec, JobCheck
 
 Obj = dict[str, Any]
 
@@ -212,3 +212,50 @@ def for_update(want: Obj, live: Obj) -> Obj:
         "metadata": meta,
         "spec": {**(live.get("spec") or {}), **want["spec"]},
     }
+
+
+def check_job(
+    owner: Owner,
+    check: str,
+    job: JobCheck,
+    run: tuple[str, str, int],
+    preview_port: int,
+) -> Obj:
+    """The Job of one Job check run (``run``: its name, revision and retry). Its containers
+    learn the preview Service's address from the environment; it never restarts a pod
+    (``backoffLimit`` retries with a new one)."""
+    name, revision, retry = run
+    preview = names.service_name(owner.name, "preview")
+    env = [
+        {"name": "PREVIEW_SERVICE", "value": preview},
+        {"name": "PREVIEW_URL", "value": f"http://{preview}.{owner.namespace}.svc:{preview_port}"},
+        {"name": "REVISION", "value": revision},
+    ]
+    template = copy.deepcopy(job.template)
+    pod_meta = template.get("metadata") or {}
+    template["metadata"] = pod_meta
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), names.LABEL_CHECK: check}
+    pod_spec = template["spec"]
+    pod_spec["restartPolicy"] = "Never"
+    for container in pod_spec["containers"]:
+        theirs = [e for e in container.get("env") or [] if e.get("name") not in _JOB_ENV]
+        container["env"] = theirs + env
+    labels = {
+        **names.app_labels(owner.name),
+        names.LABEL_CHECK: check,
+        names.LABEL_REVISION: revision,
+        names.LABEL_CHECK_RETRY: str(retry),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(owner, name, labels),
+        "spec": {
+            "backoffLimit": job.backoffLimit,
+            "activeDeadlineSeconds": job.activeDeadlineSeconds,
+            "template": template,
+        },
+    }
+
+
+_JOB_ENV = frozenset({"PREVIEW_SERVICE", "PREVIEW_URL", "REVISION"})

@@ -21,8 +21,9 @@ import kopf
 import urllib3
 
 from bluegreen import names, probes, reconciler
+from bluegreen.checker import Checker
 from bluegreen.informer import Informer, wait_synced
-from bluegreen.kube import ApiError, Kube, plural
+from bluegreen.kube import ApiError, Kube, plural_of
 from bluegreen.models import GROUP, KIND, PLURAL, VERSION
 from bluegreen.queue import Key, ReconcileQueue
 from bluegreen.store import CHILD_KINDS, Store
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 OURS = f"{names.LABEL_MANAGED_BY}={names.MANAGER}"
 # A slow safety net for anything a watch could have missed; normal work is event-driven.
 RESYNC_SECONDS = float(os.environ.get("BLUEGREEN_RESYNC_SECONDS", "300"))
+# At a clean shutdown, how long the Events of the last passes may take to be posted.
+EVENTS_SECONDS = 5.0
 CONCURRENCY = int(os.environ.get("BLUEGREEN_CONCURRENCY", "8"))
 
 
@@ -66,7 +69,7 @@ def _readiness_hook(
     before every watch has, nor while one cannot list)."""
     if readiness is None:
         return lambda: None
-    watch = f"{plural(kind)} in {namespace or 'all namespaces'}"
+    watch = f"{plural_of(kind)} in {namespace or 'all namespaces'}"
     readiness.watch_started(watch)
     return lambda: readiness.watch_listed(watch)
 
@@ -79,15 +82,18 @@ class Runtime:
         kube: Kube,
         namespaces: list[str] | None = None,
         readiness: probes.Readiness | None = None,
+        checks_via_node_port: str | None = None,
     ) -> None:
         self.kube = kube
         self.store = Store()
         self.queue = ReconcileQueue(
             self._reconcile, concurrency=CONCURRENCY, is_outage=is_api_outage
         )
+        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
         self.settled: set[Key] = set()  # Healthy at their latest generation, when last seen
+        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
         self.informers = [
             Informer(
                 kube,
@@ -107,7 +113,12 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _reconcile(self, key: Key) -> float | None:
-        return reconciler.reconcile(self.kube, self.store, *key).requeue_after
+        return reconciler.reconcile(self.kube, self.store, *key, checker=self.checker).requeue_after
+
+    def _check_changed(self, key: Key) -> None:
+        """A check's result changed (on a runner thread): wake the app on the loop."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.queue.trigger, key)
 
     async def start_watching_children(self) -> None:
         """List every child kind into the store before any app is reconciled: a plan from
@@ -183,6 +194,8 @@ class Runtime:
         self.generations.pop(key, None)
         self.settled.discard(key)
         self.queue.forget(key)
+        self.checker.forget(key)
+        self.checker.forget(key)
 
 
 @kopf.on.startup()
@@ -201,7 +214,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The operator posts its own Events; Kopf's would be about its own internals.
     settings.posting.enabled = False
     memo.kube.post_events_in_background()
-    runtime = Runtime(memo.kube, list(memo.namespaces), memo.get("readiness"))
+    readiness = memo.get("readiness")
+    if readiness is not None:
+        # Kopf starts watching the apps only after this handler; not ready before it listed.
+        for namespace in memo.namespaces or [""]:
+            readiness.watch_started(f"{PLURAL} in {namespace or 'all namespaces'}")
+    runtime = Runtime(memo.kube, list(memo.namespaces), readiness, memo.get("checks_via_node_port"))
     memo.runtime = runtime
     # Kopf watches the apps only once this returns: their first passes find the store full.
     await runtime.start_watching_children()
@@ -211,8 +229,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo.resync.cancel()
-    await memo.runtime.queue.drain(timeout=SHUTDOWN_SECONDS)  # then __main__ releases the lease
+    await memo.runtime.queue.drain(timeout=SHUTDOWN_SECONDS)
+    # The passes' Events too, while this replica still leads (then __main__ releases the lease).
+    await asyncio.get_running_loop().run_in_executor(None, memo.kube.flush_events, EVENTS_SECONDS)
     memo.runtime.stop_watching_children()
+    memo.runtime.checker.stop_all()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -38,12 +39,13 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
     "Event": ("/api/v1", "events"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+    "Job": ("/apis/batch/v1", "jobs"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
 
-def plural(kind: str) -> str:
-    """The resource name of a kind in the REST API, e.g. ``ingresses``."""
+def plural_of(kind: str) -> str:
+    """The kind's name in the REST API (``Ingress`` -> ``ingresses``)."""
     return _BASES[kind][1]
 
 
@@ -108,7 +110,26 @@ class Kube:
     def _post_queued_events(self) -> None:
         assert self._event_queue is not None
         while True:
-            self._post(self._event_queue.get())
+            event = self._event_queue.get()
+            try:
+                self._post(event)
+            finally:
+                self._event_queue.task_done()
+
+    def flush_events(self, timeout: float) -> bool:
+        """Wait until every queued Event is posted (a clean shutdown, while this replica
+        may still write); False when some are still waiting after ``timeout`` seconds."""
+        waiting = self._event_queue
+        if waiting is None:
+            return True
+        deadline = time.monotonic() + timeout
+        with waiting.all_tasks_done:
+            while waiting.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                waiting.all_tasks_done.wait(left)
+        return True
 
     def fenced(self, may_write: Callable[[], bool]) -> Kube:
         """A facade on the same connection pool (and request counts) whose writes ask
@@ -252,9 +273,20 @@ class Kube:
             "PUT", self.path(body["kind"], namespace, body["metadata"]["name"]), body=body
         )
 
-    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> None:
-        """Delete; already gone is fine. With a uid, only that very object is deleted."""
-        body = {"preconditions": {"uid": uid}} if uid else None
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        uid: str | None = None,
+        propagation: str | None = None,
+    ) -> None:
+        """Delete; already gone is fine. With a uid, only that very object is deleted.
+        ``propagation``: e.g. ``Background`` (a Job's pods go too; the API's default for
+        Jobs orphans them)."""
+        body: Obj | None = {"preconditions": {"uid": uid}} if uid else None
+        if propagation is not None:
+            body = {**(body or {}), "propagationPolicy": propagation}
         try:
             self._request("DELETE", self.path(kind, namespace, name), body=body)
         except ApiError as err:

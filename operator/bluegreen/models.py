@@ -8,9 +8,9 @@ template's details) is left to it and reported as a condition.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 GROUP = "bluegreen.dev"
 VERSION = "v1alpha1"
@@ -125,6 +125,23 @@ Color = Literal["blue", "green"]
 Phase = Literal["Healthy", "Progressing", "Paused", "Degraded"]
 
 
+def _validated_by(rule: str, message: str) -> ConfigDict:
+    """A model config with one CEL rule the API server checks (`x-kubernetes-validations`)."""
+    return ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        json_schema_extra={"x-kubernetes-validations": [{"rule": rule, "message": message}]},
+    )
+
+
+def _checked_template(value: Any) -> Any:
+    """What the CRD schema says of a pod template, checked again: an object stored under an
+    older CRD, or given to an older API server, must be reported, never crash a pass."""
+    if isinstance(value, dict):
+        check_pod_template(value)
+    return value
+
+
 class _Model(BaseModel):
     # Unknown fields are ignored rather than refused: the CRD schema already pruned them,
     # and a newer CRD read by an older operator must not stop it.
@@ -157,15 +174,9 @@ class ServicePort(_Model):
 class ServiceSpec(_Model):
     """The prod Service `<name>` and the preview Service `<name>-preview`."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.ports.size() <= 1 || self.ports.all(p, has(p.name))",
-                    "message": "every port needs a name when there are several",
-                }
-            ]
-        }
+    model_config = _validated_by(
+        "self.ports.size() <= 1 || self.ports.all(p, has(p.name))",
+        "every port needs a name when there are several",
     )
 
     ports: list[ServicePort] = Field(
@@ -186,15 +197,8 @@ class IngressTLS(_Model):
 class IngressSpec(_Model):
     """Ingresses `<name>` (prod host) and `<name>-preview` (preview host)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.host != self.previewHost",
-                    "message": "previewHost must differ from host",
-                }
-            ]
-        }
+    model_config = _validated_by(
+        "self.host != self.previewHost", "previewHost must differ from host"
     )
 
     className: str | None = Field(default=None, description="IngressClass of both Ingresses.")
@@ -209,6 +213,85 @@ class IngressSpec(_Model):
     tls: list[IngressTLS] = Field(
         default_factory=list, description="TLS entries, set on both Ingresses."
     )
+
+
+CHECK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+MAX_CHECK_NAME_LENGTH = 40
+MAX_CHECKS = 16
+
+
+class HttpCheck(_Model):
+    """An HTTP request the operator sends to the preview Service (before the switch) and to
+    the prod Service (while the previous color still runs after it)."""
+
+    path: str = Field(default="/", pattern=r"^/", description="Path (and query) to request.")
+    port: int | str | None = Field(
+        default=None,
+        description="Port of the Service, by number or name; default its first port.",
+        json_schema_extra={"x-kubernetes-int-or-string": True},
+    )
+    expectStatus: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [200],
+        min_length=1,
+        description="HTTP status codes that count as a success; default `[200]`.",
+    )
+    bodyContains: str | None = Field(
+        default=None, description="When set, a success also needs the body to contain this text."
+    )
+    timeoutSeconds: int = Field(
+        default=2, ge=1, le=60, description="How long one request may take; longer is a failure."
+    )
+    intervalSeconds: int = Field(default=2, ge=1, le=300, description="Time between requests.")
+    successThreshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive successes that pass the check."
+    )
+    failureThreshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failures that fail the check."
+    )
+
+
+class JobCheck(_Model):
+    """A Job the operator runs in the app's namespace before the switch; its success passes
+    the check. Its containers get `PREVIEW_SERVICE` (the preview Service's name),
+    `PREVIEW_URL` (`http://<preview Service>.<namespace>.svc:<first port>`) and
+    `REVISION` (the revision under test)."""
+
+    template: dict[str, Any] = Field(
+        description="Pod template of the Job, as in a Job's `spec.template`; `restartPolicy` "
+        "is set to `Never`.",
+        json_schema_extra=POD_TEMPLATE_SCHEMA,
+    )
+    backoffLimit: int = Field(
+        default=0, ge=0, le=10, description="Retries of the Job's pod before the check fails."
+    )
+    activeDeadlineSeconds: int = Field(
+        default=600, ge=1, le=86400, description="The check fails when the Job runs longer."
+    )
+
+    _check_template = field_validator("template", mode="before")(_checked_template)
+
+
+class Check(_Model):
+    """One gate: exactly one of `http` and `job`."""
+
+    model_config = _validated_by(
+        "has(self.http) != has(self.job)", "a check has exactly one of http and job"
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_CHECK_NAME_LENGTH,
+        pattern=CHECK_NAME_PATTERN,
+        description="Name of the check (a DNS label of at most 40 characters), unique in the app.",
+    )
+    http: HttpCheck | None = Field(default=None, description="An HTTP check.")
+    job: JobCheck | None = Field(default=None, description="A Job check (before the switch only).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Check:
+        if (self.http is None) == (self.job is None):
+            raise ValueError("a check has exactly one of http and job")
+        return self
 
 
 class BlueGreenAppSpec(_Model):
@@ -250,15 +333,41 @@ class BlueGreenAppSpec(_Model):
     ingress: IngressSpec | None = Field(
         default=None, description="Optional Ingresses for the prod and preview hosts."
     )
+    checks: list[Check] = Field(
+        default_factory=list,
+        max_length=MAX_CHECKS,
+        description="Gates every new revision must pass on the preview before the switch; "
+        "HTTP checks also run against prod while the previous color still runs after the "
+        "switch, and a failure then switches prod back. See the behaviour table.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    retryChecks: int = Field(
+        default=0,
+        ge=0,
+        description="Change it (e.g. add 1) to run the checks of the current revision again: "
+        "after a failed check, or to allow a revision that was switched back to be promoted.",
+    )
 
-    @field_validator("template", mode="before")
+    _check_template = field_validator("template", mode="before")(_checked_template)
+
+    @field_validator("checks")
     @classmethod
-    def _check_template(cls, value: Any) -> Any:
-        """What the CRD schema says of the template, checked again: an object stored under an
-        older CRD, or given to an older API server, must be reported, never crash a pass."""
-        if isinstance(value, dict):
-            check_pod_template(value)
+    def _unique_check_names(cls, value: list[Check]) -> list[Check]:
+        seen = [c.name for c in value]
+        doubles = sorted({n for n in seen if seen.count(n) > 1})
+        if doubles:
+            raise ValueError(f"check names must be unique: {', '.join(doubles)}")
         return value
+
+    @model_validator(mode="after")
+    def _check_ports_exist(self) -> BlueGreenAppSpec:
+        ports = self.service.ports
+        known = {p.name for p in ports if p.name} | {p.port for p in ports}
+        for check in self.checks:
+            wanted = check.http.port if check.http is not None else None
+            if wanted is not None and wanted not in known:
+                raise ValueError(f"check {check.name}: the Services have no port {wanted!r}")
+        return self
 
     def preview_size(self) -> int:
         """Pods of a waiting preview: ``previewReplicas``, never more than ``replicas``."""
@@ -275,6 +384,26 @@ class Condition(_Model):
     reason: str = Field(description="A CamelCase word for programs, e.g. `WaitingForPromotion`.")
     message: str = Field(default="", description="The same for people.")
     lastTransitionTime: str = Field(description="When `status` last changed (RFC 3339).")
+
+
+CheckState = Literal["Pending", "Running", "Passed", "Failed"]
+CheckStage = Literal["preview", "prod"]
+
+
+class CheckStatus(_Model):
+    """Where one check stands for one revision."""
+
+    name: str = Field(description="The check's name in `spec.checks`.")
+    stage: CheckStage = Field(
+        description="`preview`: before the switch, against the preview Service; `prod`: "
+        "after it, against the prod Service while the previous color still runs."
+    )
+    revision: str = Field(description="The revision it checks.")
+    retry: int = Field(default=0, description="The `spec.retryChecks` it ran under.")
+    state: CheckState = Field(description="Pending, Running, Passed or Failed.")
+    successes: int = Field(default=0, description="Consecutive successes so far.")
+    failures: int = Field(default=0, description="Consecutive failures so far.")
+    message: str = Field(default="", description="The last answer, e.g. `HTTP 500: ...`.")
 
 
 class BlueGreenAppStatus(_Model):
@@ -312,6 +441,18 @@ class BlueGreenAppStatus(_Model):
     lastSwitchTime: str | None = Field(
         default=None,
         description="When prod last switched (RFC 3339): the rollback window runs from here.",
+    )
+    checks: list[CheckStatus] = Field(
+        default_factory=list,
+        description="Each check of the revision being released or verified; absent when none runs.",
+    )
+    rolledBackRevision: str | None = Field(
+        default=None,
+        description="A revision that failed a check after its switch and was switched back: "
+        "it is not promoted again until the template or `spec.retryChecks` changes.",
+    )
+    rolledBackRetry: int | None = Field(
+        default=None, description="The `spec.retryChecks` under which it was switched back."
     )
     conditions: list[Condition] = Field(
         default_factory=list, description="Available, Progressing and Degraded."

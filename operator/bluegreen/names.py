@@ -13,6 +13,9 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_APP = "bluegreen.dev/app"
 LABEL_COLOR = "bluegreen.dev/color"
 LABEL_REVISION = "bluegreen.dev/revision"
+# On check Jobs (and their pods): which check of which run.
+LABEL_CHECK = "bluegreen.dev/check"
+LABEL_CHECK_RETRY = "bluegreen.dev/check-retry"
 
 # On each Deployment: the user's pod template of its revision, exactly as written, so the
 # revision can be restored (rollback) and re-applied without the CR holding it any more.
@@ -24,6 +27,10 @@ ANNOTATION_PREVIOUS_REVISION = "bluegreen.dev/previous-revision"
 # On the prod Service: the user's pod template that prod serves. Should the live color's
 # Deployment be deleted, it is rebuilt from this, never from a template not yet promoted.
 ANNOTATION_LIVE_TEMPLATE = "bluegreen.dev/live-pod-template"
+# On the prod Service, written in the same patch as an automatic switch back: the revision
+# that failed a check after its switch, and the spec.retryChecks then, as
+# "<revision>/<retry>". That revision is not promoted again until either changes.
+ANNOTATION_ROLLED_BACK = "bluegreen.dev/rolled-back"
 
 # On every child: a hash of what the operator last applied. Comparing it with the hash of
 # what it would apply now tells, without guessing at API defaults, whether a write is due.
@@ -53,6 +60,12 @@ def service_name(app: str, role: ServiceRole) -> str:
 
 def ingress_name(app: str, role: ServiceRole) -> str:
     return service_name(app, role)
+
+
+def check_job_name(app: str, digest: str) -> str:
+    """``<app>-check-<digest>``: at most 63 characters (the Job controller copies the name
+    into a label of its pods)."""
+    return f"{app[:46]}-check-{digest}"
 
 
 def app_labels(app: str) -> dict[str, str]:

@@ -23,13 +23,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bluegreen import desired, names
+from bluegreen import desired, gates, names
 from bluegreen.clock import format_time, parse_time
 from bluegreen.desired import Obj, Owner
-from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, Color, Phase
+from bluegreen.models import (
+    BlueGreenAppSpec,
+    BlueGreenAppStatus,
+    CheckStage,
+    CheckStatus,
+    Color,
+    Phase,
+)
 from bluegreen.revision import revision_of
 
-Kind = Literal["Deployment", "Service", "Ingress"]
+Kind = Literal["Deployment", "Service", "Ingress", "Job"]
 
 # A safety net only: the EndpointSlice event that drops the old pods wakes the app first.
 RECHECK_PROD_ENDPOINTS = 5.0
@@ -64,6 +71,9 @@ class Observed:
     preview_endpoints: Sequence[Obj] = ()
     replicasets: Sequence[Obj] = ()
     prod_endpoints: Sequence[Obj] = ()
+    # The check runner's tallies of the HTTP check runs, and the app's check Jobs.
+    check_tallies: Mapping[gates.RunKey, gates.Tally] = field(default_factory=dict)
+    jobs: Sequence[Obj] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,10 @@ class Status:
     # The scale subresource: the live color's pods and their selector.
     replicas: int | None = None
     selector: str | None = None
+    # Each check of the revision being released or verified.
+    checks: tuple[CheckStatus, ...] = ()
+    # A revision switched back after a failed check, with the retryChecks then.
+    rolled_back: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,8 @@ class Plan:
     conflicts: tuple[str, ...] = ()
     # A Warning Event to post once the switch is written.
     switch_warning: str | None = None
+    # The HTTP check runs due now (the check runner probes them off the reconcile path).
+    probes: tuple[gates.Probe, ...] = ()
 
     @property
     def switch(self) -> Action | None:
@@ -348,6 +364,8 @@ class _Decision:
     requeue_after: float | None = None
     switched: bool = False
     status_unswitched: Status | None = None
+    probes: tuple[gates.Probe, ...] = ()
+    jobs: tuple[Obj, ...] = ()  # check Jobs to create when missing
 
 
 def plan(app: App, observed: Observed, now: datetime) -> Plan:
@@ -360,6 +378,7 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
     switching = names.service_name(app.owner.name, "prod") if decision.switched else None
     actions = [a for a in _actions(wanted, ours, switching) if (a.kind, a.name) not in blocked]
     actions += _stale_ingresses(app, ours)
+    actions += _job_actions(app, observed, decision)
     return Plan(
         tuple(actions),
         decision.status,
@@ -367,6 +386,7 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
         decision.status_unswitched,
         conflicts=tuple(f"{kind} {name}" for kind, name in conflicts),
         switch_warning=_short_delay_warning(app) if decision.switched else None,
+        probes=decision.probes,
     )
 
 
@@ -456,18 +476,46 @@ def _decide(app: App, ours: _Children, observed: Observed, now: datetime) -> _De
 
 
 def _switch_record(app: App, prod: Obj | None) -> dict[str, str]:
-    """When prod last switched and from which revision: on the prod Service, or, should it
-    have lost them, in the status."""
+    """When prod last switched and from which revision (and a revision switched back, while
+    it matters): on the prod Service, or, should it have lost them, in the status."""
     keys = (names.ANNOTATION_SWITCHED_AT, names.ANNOTATION_PREVIOUS_REVISION)
     record = {k: v for k in keys if (v := annotation(prod, k))}
     recorded = app.recorded
-    if names.ANNOTATION_SWITCHED_AT in record or recorded is None:
-        return record
-    fallback = {
-        names.ANNOTATION_SWITCHED_AT: recorded.lastSwitchTime,
-        names.ANNOTATION_PREVIOUS_REVISION: recorded.previousRevision,
-    }
-    return {k: v for k, v in fallback.items() if v}
+    if names.ANNOTATION_SWITCHED_AT not in record and recorded is not None:
+        fallback = {
+            names.ANNOTATION_SWITCHED_AT: recorded.lastSwitchTime,
+            names.ANNOTATION_PREVIOUS_REVISION: recorded.previousRevision,
+        }
+        record.update({k: v for k, v in fallback.items() if v})
+    mark = _rolled_back_mark(app, prod, record.get(names.ANNOTATION_PREVIOUS_REVISION))
+    if mark is not None:
+        record[names.ANNOTATION_ROLLED_BACK] = gates.format_mark(*mark)
+    return record
+
+
+def _rolled_back_mark(app: App, prod: Obj | None, previous: str | None) -> tuple[str, int] | None:
+    """The revision switched back after a failed check, kept while it matters: while the
+    template still asks for it (it is not promoted again), and while that switch back is
+    the last switch (prod is not verified onto it again). On the prod Service, or, should
+    it be lost, the status."""
+    mark = gates.parse_mark(annotation(prod, names.ANNOTATION_ROLLED_BACK))
+    recorded = app.recorded
+    if mark is None and recorded is not None and recorded.rolledBackRevision:
+        mark = (recorded.rolledBackRevision, recorded.rolledBackRetry or 0)
+    if mark is None or (mark[0] != revision_of(app.spec.template) and mark[0] != previous):
+        return None
+    return mark
+
+
+def _blocking_mark(app: App, record: dict[str, str]) -> tuple[str, int] | None:
+    """The mark when it stops the spec's revision from being promoted: the same revision
+    under the same ``spec.retryChecks`` (a new template or a retry ends it)."""
+    mark = _mark_of(record)
+    return mark if mark == (revision_of(app.spec.template), app.spec.retryChecks) else None
+
+
+def _mark_of(record: dict[str, str]) -> tuple[str, int] | None:
+    return gates.parse_mark(record.get(names.ANNOTATION_ROLLED_BACK))
 
 
 def _rollback_window_end(app: App, idle_dep: Obj | None, record: dict[str, str]) -> datetime | None:
@@ -500,6 +548,19 @@ def _steady(
     deployments = {active: desired.deployment(app.owner, active, live, rev, spec.replicas)}
     window_end = _rollback_window_end(app, idle_dep, record)
     keeps_previous = window_end is not None and now < window_end
+    # While the previous color still runs, the HTTP checks verify prod; a failure switches
+    # back to it. (Never onto a revision that was itself switched back.)
+    verifying = (
+        keeps_previous
+        and bool(gates.http_checks(spec))
+        and "prod" in ours.services
+        and _mark_of(record) is None
+    )
+    verify = _gate(app, observed, "prod", rev, started=verifying)
+    if verifying and idle_dep is not None:
+        failure = _verification_failure(verify, active_dep)
+        if failure is not None:
+            return _switch_back(app, active, rev, live, idle_dep, verify, failure, now)
     requeue = None
     idle_name = names.deployment_name(app.owner.name, idle)
     # The delay alone is a guess at how long kube-proxy takes; the prod Service's
@@ -517,7 +578,11 @@ def _steady(
         previous if idle_dep is not None and revision_label(idle_dep) == previous else None
     )
     status = _steady_status(app, active, active_dep, rev, previous_rev)
-    status = replace(status, switched_at=record.get(names.ANNOTATION_SWITCHED_AT))
+    status = replace(
+        status,
+        switched_at=record.get(names.ANNOTATION_SWITCHED_AT),
+        checks=_steady_checks(app, observed, rev, verify, verifying),
+    )
     if keeps_previous and window_end is not None:
         status = replace(
             status,
@@ -530,7 +595,137 @@ def _steady(
             message=f"{status.message}; {idle} keeps its pods until the prod Service's "
             "EndpointSlices no longer list them",
         )
-    return _Decision(active, None, deployments, record, None, status, requeue)
+    probes: tuple[gates.Probe, ...] = ()
+    if verifying:
+        status = replace(status, message=f"{status.message}; verifying: {verify.summary()}")
+        prod_name = names.service_name(app.owner.name, "prod")
+        probes = gates.probes(spec, verify, app.owner.namespace, prod_name, ours.services["prod"])
+    return _Decision(active, None, deployments, record, None, status, requeue, probes=probes)
+
+
+def _jobs_by_run(app: App, observed: Observed) -> dict[gates.RunKey, Obj]:
+    """The app's check Jobs, by the run they belong to (from their labels)."""
+    out = {}
+    for job in observed.jobs:
+        labels = job.get("metadata", {}).get("labels") or {}
+        check, rev = labels.get(names.LABEL_CHECK), labels.get(names.LABEL_REVISION)
+        retry = labels.get(names.LABEL_CHECK_RETRY, "")
+        if is_owned_by(job, app.owner) and check and rev and retry.isascii() and retry.isdigit():
+            out[gates.RunKey(check, "preview", rev, int(retry))] = job
+    return out
+
+
+def _gate(
+    app: App, observed: Observed, stage: CheckStage, revision: str, started: bool
+) -> gates.Gate:
+    return gates.evaluate(
+        app.spec,
+        stage,
+        revision,
+        started=started,
+        tallies=observed.check_tallies,
+        jobs=_jobs_by_run(app, observed),
+        recorded=app.recorded,
+    )
+
+
+def _steady_checks(
+    app: App, observed: Observed, rev: str, verify: gates.Gate, verifying: bool
+) -> tuple[CheckStatus, ...]:
+    """What the status shows of the live revision's checks: how it passed them on the
+    preview, then its verification against prod (running, or passed once the window closed
+    without a failure)."""
+    before = _gate(app, observed, "preview", rev, started=False)
+    shown = [c for c in before.checks if c.state in gates.FINAL]
+    recorded = app.recorded.checks if app.recorded is not None else []
+    if verifying:
+        shown += verify.checks
+    elif any(c.stage == "prod" and c.revision == rev for c in recorded):
+        shown += gates.verified(verify).checks
+    return tuple(shown)
+
+
+def _verification_failure(gate: gates.Gate, active_dep: Obj | None) -> str | None:
+    """Why the new live revision fails its verification: a failed check, or its Deployment
+    no longer available (pods crashing, say)."""
+    failed = gate.failed
+    if failed is not None:
+        return f"check {failed.name} failed against prod: {failed.message}"
+    for cond in ((active_dep or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Available" and cond.get("status") == "False":
+            return f"its Deployment is not available: {cond.get('message') or cond.get('reason')}"
+    return None
+
+
+def _switch_back(
+    app: App,
+    active: Color,
+    rev: str,
+    live: Obj,
+    idle_dep: Obj,
+    verify: gates.Gate,
+    failure: str,
+    now: datetime,
+) -> _Decision:
+    """ONE write of the prod Service moves it back to the previous color, which still runs;
+    the failed revision stays on its color, behind the preview Service, and is not promoted
+    again until the template or ``spec.retryChecks`` changes (the mark on the prod Service,
+    written in the same write, and in the status)."""
+    spec, name = app.spec, app.owner.name
+    idle = names.other_color(active)
+    back_template = template_of(idle_dep)
+    back_rev = revision_label(idle_dep) or revision_of(back_template)
+    mark = (rev, spec.retryChecks)
+    at = format_time(now)
+    record = {
+        names.ANNOTATION_SWITCHED_AT: at,
+        names.ANNOTATION_PREVIOUS_REVISION: rev,
+        names.ANNOTATION_ROLLED_BACK: gates.format_mark(*mark),
+    }
+    deployments = {
+        active: desired.deployment(app.owner, active, live, rev, spec.replicas),
+        idle: _scaled(app, idle, idle_dep, spec.replicas),
+    }
+    status = Status(
+        "Degraded",
+        "RolledBack",
+        f"revision {rev} failed after the switch ({failure}); switched prod back to {idle} "
+        f"(revision {back_rev}); revision {rev} is not promoted again until the template or "
+        "spec.retryChecks changes",
+        active_color=idle,
+        active_revision=back_rev,
+        available=available_replicas(idle_dep) >= spec.replicas,
+        preview_color=active,
+        preview_revision=rev,
+        switched_at=at,
+        replicas=current_replicas(idle_dep),
+        selector=selector_string(name, idle),
+        checks=verify.checks,
+        rolled_back=mark,
+    )
+    unswitched = replace(
+        status,
+        reason="CheckFailed",
+        message=f"revision {rev} failed after the switch ({failure}); switching prod back "
+        f"to {idle}",
+        active_color=active,
+        active_revision=rev,
+        preview_color=None,
+        preview_revision=None,
+        switched_at=None,
+        selector=selector_string(name, active),
+        rolled_back=None,
+    )
+    return _Decision(
+        idle,
+        active,
+        deployments,
+        record,
+        back_template,
+        status,
+        switched=True,
+        status_unswitched=unswitched,
+    )
 
 
 def _scaled(app: App, color: Color, dep: Obj, replicas: int) -> Obj:
@@ -604,6 +799,11 @@ def _new_revision(
     )
     new_pods = pod_name_prefixes(observed.replicasets, idle_name, want)
     ready_eps = ready_endpoints_of(observed.preview_endpoints, new_pods)
+    # The checks start once the preview serves the new revision with every pod ready; a
+    # revision switched back after a failed check waits for a new template or a retry.
+    mark = _blocking_mark(app, record)
+    ready = rolled_out and ready_eps >= target
+    gate = _gate(app, observed, "preview", want, started=ready and mark is None)
     waiting = Status(
         phase="Progressing",
         reason="RollingOut",
@@ -616,12 +816,14 @@ def _new_revision(
         switched_at=record.get(names.ANNOTATION_SWITCHED_AT),
         replicas=current_replicas(active_dep),
         selector=selector_string(app.owner.name, active),
+        checks=gate.checks,
+        rolled_back=mark,
     )
     # A missing prod Service is first recreated where prod was; the switch is a later write
     # of its own, so status can tell which of the two happened.
     prod_exists = "prod" in ours.services
 
-    if spec.promote and rolled_out and ready_eps >= target and prod_exists:
+    if spec.promote and ready and gate.state == "Passed" and mark is None and prod_exists:
         record = {
             names.ANNOTATION_SWITCHED_AT: format_time(now),
             names.ANNOTATION_PREVIOUS_REVISION: active_rev,
@@ -638,6 +840,7 @@ def _new_revision(
             switched_at=record[names.ANNOTATION_SWITCHED_AT],
             replicas=current_replicas(idle_dep),
             selector=selector_string(app.owner.name, idle),
+            checks=gate.checks,
         )
         unswitched = replace(
             waiting,
@@ -661,20 +864,46 @@ def _new_revision(
         status = replace(
             waiting, phase="Degraded", reason="RolloutFailed", message=f"preview {idle}: {failure}"
         )
+    elif mark is not None:
+        status = _rolled_back_status(app, waiting, want)
+    elif gate.failed is not None:
+        failed = gate.failed
+        status = replace(
+            waiting,
+            phase="Degraded",
+            reason="CheckFailed",
+            message=f"check {failed.name} failed on the preview of revision {want}: "
+            f"{failed.message}; prod stays on {active} (revision {active_rev}); change the "
+            "template or spec.retryChecks to run the checks again",
+        )
     elif not rolled_out:
         have = available_replicas(idle_dep) if revision_label(idle_dep) == want else 0
         status = replace(
             waiting,
             message=f"rolling out revision {want} on {idle}: {have}/{target} pods available",
         )
+    elif gate.state != "Passed" and not ready:
+        status = replace(
+            waiting,
+            reason="WaitingForEndpoints",
+            message=f"revision {want} is rolled out on {idle}; its checks start once the "
+            f"preview Service lists its pods ready: {ready_eps}/{target}",
+        )
+    elif gate.state != "Passed":
+        status = replace(
+            waiting,
+            reason="Checking",
+            message=f"revision {want} is ready on {idle}; checking it: {gate.summary()}",
+        )
     elif not spec.promote:
         preview_service = names.service_name(app.owner.name, "preview")
+        passed = "; its checks passed" if spec.checks else ""
         status = replace(
             waiting,
             phase="Paused",
             reason="WaitingForPromotion",
-            message=f"revision {want} is ready on {idle} behind Service {preview_service}; "
-            "set spec.promote to true to switch prod to it",
+            message=f"revision {want} is ready on {idle} behind Service {preview_service}"
+            f"{passed}; set spec.promote to true to switch prod to it",
         )
     else:
         status = replace(
@@ -683,7 +912,82 @@ def _new_revision(
             message=f"revision {want} is rolled out on {idle}; waiting for the preview Service "
             f"to list its pods ready: {ready_eps}/{target}",
         )
-    return _Decision(active, idle, deployments, record, None, status)
+    started = ready and mark is None
+    return _Decision(
+        active,
+        idle,
+        deployments,
+        record,
+        None,
+        status,
+        probes=_preview_probes(app, ours, gate) if started else (),
+        jobs=_check_jobs(app, gate) if started else (),
+    )
+
+
+def _rolled_back_status(app: App, waiting: Status, want: str) -> Status:
+    """Degraded while the spec still asks for a revision that was switched back: the
+    message of the switch back (what failed, and how) stays, so does the failed check."""
+    recorded = app.recorded or BlueGreenAppStatus()
+    after_switch = tuple(c for c in recorded.checks if c.stage == "prod" and c.revision == want)
+    message = (
+        f"revision {want} failed after its switch and prod was switched back to "
+        f"{waiting.active_color} (revision {waiting.active_revision}); it is not promoted "
+        "again until the template or spec.retryChecks changes"
+    )
+    if recorded.rolledBackRevision == want and recorded.message:
+        message = recorded.message
+    return replace(
+        waiting,
+        phase="Degraded",
+        reason="RolledBack",
+        message=message,
+        checks=waiting.checks + after_switch,
+    )
+
+
+def _preview_probes(app: App, ours: _Children, gate: gates.Gate) -> tuple[gates.Probe, ...]:
+    preview = names.service_name(app.owner.name, "preview")
+    live = ours.services.get("preview")
+    return gates.probes(app.spec, gate, app.owner.namespace, preview, live)
+
+
+def _check_jobs(app: App, gate: gates.Gate) -> tuple[Obj, ...]:
+    """The Jobs of the Job checks still running on the preview."""
+    by_name = {c.name: c for c in gates.job_checks(app.spec)}
+    port = app.spec.service.ports[0].port
+    out = []
+    for check in gate.unfinished():
+        spec = by_name.get(check.name)
+        if spec is None or spec.job is None:
+            continue
+        name = gates.job_name(app.owner.name, check.name, check.revision, check.retry)
+        run = (name, check.revision, check.retry)
+        out.append(desired.check_job(app.owner, check.name, spec.job, run, port))
+    return tuple(out)
+
+
+def _job_actions(app: App, observed: Observed, decision: _Decision) -> list[Action]:
+    """Create the check Jobs that are due and missing; delete the app's check Jobs of other
+    runs (an older revision, an earlier retry): a run's Job is never updated."""
+    release = decision.status.preview_revision or decision.status.active_revision
+    existing = {j["metadata"]["name"]: j for j in observed.jobs}
+    actions = []
+    for job in decision.jobs:
+        name = job["metadata"]["name"]
+        if name not in existing:
+            why = f"create Job {name} for check {job['metadata']['labels'][names.LABEL_CHECK]}"
+            actions.append(Action("create", "Job", name, desired.stamped(job), "Created", why))
+    for name, job in existing.items():
+        labels = job["metadata"].get("labels") or {}
+        current = (labels.get(names.LABEL_REVISION), labels.get(names.LABEL_CHECK_RETRY)) == (
+            release,
+            str(app.spec.retryChecks),
+        )
+        if is_owned_by(job, app.owner) and not current:
+            why = f"delete Job {name}: its check run is over (revision {release} is released)"
+            actions.append(Action("delete", "Job", name, None, "Deleted", why))
+    return actions
 
 
 def _desired_children(app: App, decision: _Decision) -> list[Obj]:

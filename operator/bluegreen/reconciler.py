@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import pydantic
 
-from bluegreen import metrics, names, planner, status
+from bluegreen import gates, metrics, names, planner, status
+from bluegreen.checker import Checker, NoChecks
 from bluegreen.clock import utcnow
 from bluegreen.desired import Owner
 from bluegreen.kube import ApiError, Kube
@@ -53,19 +54,29 @@ class InvalidSpec(Exception):
 
 @metrics.timed_reconcile
 def reconcile(
-    kube: Kube, store: Store, namespace: str, name: str, clock: Clock = utcnow
+    kube: Kube,
+    store: Store,
+    namespace: str,
+    name: str,
+    clock: Clock = utcnow,
+    checker: Checker | None = None,
 ) -> Outcome:
     """One pass over one app. Whatever one app holds, the pass ends in a status that says
-    what happened: no content of one object may stop the operator or wedge its app."""
+    what happened: no content of one object may stop the operator or wedge its app.
+    ``checker``: the check runner, which this pass reads and tells what to probe (none:
+    HTTP checks are never run, so they never pass)."""
+    checker = checker or NoChecks()
     body = store.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         metrics.forget_app(namespace, name)
+        checker.forget((namespace, name))
         return Outcome()  # gone or going: the garbage collector removes the children
     generation = int(body["metadata"].get("generation", 0))
     previous = status.recorded(body.get("status"))
     now = clock()
 
     def stop(reason: str, message: str, requeue_after: float | None = None) -> Outcome:
+        checker.forget((namespace, name))
         stopped = status.stopped(reason, message, generation=generation, previous=previous, now=now)
         _write_status(kube, store, body, stopped)
         return Outcome(requeue_after=requeue_after, failures=[message])
@@ -77,6 +88,7 @@ def reconcile(
     try:
         refresh_pinned(kube, store, app)
         observed = observe(store, app)
+        observed = observe_checks(store, app, observed, checker)
     except ApiError as err:
         if err.status != 403:
             raise
@@ -95,6 +107,7 @@ def reconcile(
         store.forget(KIND, namespace, name)
         return Outcome()  # the store outlived the app: creating children for it would leak
     metrics.observe_plan(app, the_plan)
+    checker.want((namespace, name), the_plan.probes)
     outcome = act(kube, store, body, the_plan)
     new = status.after_pass(
         the_plan,
@@ -186,6 +199,19 @@ def _still_there(kube: Kube, body: Obj) -> bool:
     )
 
 
+def observe_checks(store: Store, app: App, observed: Observed, checker: Checker) -> Observed:
+    """What the gates need: the runner's tallies, and the app's check Jobs (from the store:
+    the Jobs are watched as the other children)."""
+    tallies = checker.tallies((app.owner.namespace, app.owner.name))
+    jobs: list[Obj] = []
+    if gates.job_checks(app.spec):
+        refused = store.refused("Job", app.owner.namespace)
+        if refused is not None:
+            raise ApiError(403, "Forbidden", refused)
+        jobs = store.jobs_of(app.owner.namespace, app.owner.name)
+    return replace(observed, check_tallies=tallies, jobs=jobs)
+
+
 def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
     """Carry out the plan's writes in order. A write the API server refuses as invalid is
     reported (bad input: retrying cannot help until the spec changes); other errors raise,
@@ -223,7 +249,9 @@ def _perform(kube: Kube, store: Store, namespace: str, action: Action) -> None:
     """One write; its answer goes into the store at once, so that the next plan starts from
     it, whether or not the watch has delivered it yet."""
     if action.verb == "delete":
-        kube.delete(action.kind, namespace, action.name)
+        # A check Job's pods go with it (for Jobs the API's default would orphan them).
+        propagation = "Background" if action.kind == "Job" else None
+        kube.delete(action.kind, namespace, action.name, propagation=propagation)
         store.forget(action.kind, namespace, action.name)
         return
     assert action.body is not None

@@ -76,6 +76,8 @@ def stopped(
         switched_at=previous.lastSwitchTime,
         replicas=previous.replicas,
         selector=previous.selector,
+        checks=tuple(previous.checks),
+        rolled_back=_mark(previous),
     )
     return build(summary, generation=generation, previous=previous, now=now)
 
@@ -95,8 +97,17 @@ def build(
         lastSwitchTime=summary.switched_at,
         replicas=summary.replicas,
         selector=summary.selector,
+        checks=list(summary.checks),
+        rolledBackRevision=summary.rolled_back[0] if summary.rolled_back else None,
+        rolledBackRetry=summary.rolled_back[1] if summary.rolled_back else None,
         conditions=conditions(summary, previous.conditions, now),
     )
+
+
+def _mark(previous: BlueGreenAppStatus) -> tuple[str, int] | None:
+    if previous.rolledBackRevision is None:
+        return None
+    return (previous.rolledBackRevision, previous.rolledBackRetry or 0)
 
 
 def conditions(summary: Status, previous: Sequence[Condition], now: datetime) -> list[Condition]:

@@ -35,7 +35,7 @@ Key = tuple[str, str]  # (namespace, name)
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # The children the operator watches (label-selected by its managed-by label), and the app.
-CHILD_KINDS = ("Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet")
+CHILD_KINDS = ("Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet", "Job")
 KINDS = (KIND, *CHILD_KINDS)
 # How long the resourceVersion of an object the operator deleted is remembered, so that a
 # watch event from before the delete, arriving late, does not bring the object back.
@@ -112,9 +112,10 @@ class Store:
         self._objects: dict[str, dict[Key, Obj]] = {kind: {} for kind in KINDS}
         self._pinned: dict[str, dict[Key, Obj]] = {kind: {} for kind in CHILD_KINDS}
         self._tombstones: dict[tuple[str, Key], tuple[int, float]] = {}
-        # EndpointSlices by (namespace, Service); ReplicaSets by (namespace, app).
+        # EndpointSlices by (namespace, Service); ReplicaSets and check Jobs by (namespace, app).
         self._slices: dict[Key, set[str]] = {}
         self._replicasets: dict[Key, set[str]] = {}
+        self._jobs: dict[Key, set[str]] = {}
         # Kinds the operator may not list or watch, by namespace ("" for all): the reason.
         self._refused: dict[tuple[str, str], str] = {}
 
@@ -140,6 +141,13 @@ class Store:
             sets = self._objects["ReplicaSet"]
             found = (sets.get((namespace, n)) for n in self._replicasets.get((namespace, app), ()))
             return [rs for rs in found if rs is not None]
+
+    def jobs_of(self, namespace: str, app: str) -> list[Obj]:
+        """The app's check Jobs."""
+        with self._lock:
+            jobs = self._objects["Job"]
+            found = (jobs.get((namespace, n)) for n in self._jobs.get((namespace, app), ()))
+            return [job for job in found if job is not None]
 
     def pinned_of(
         self, namespace: str, children: Iterable[tuple[str, str]]
@@ -254,6 +262,8 @@ class Store:
             index, group = self._slices, labels.get(SERVICE_NAME_LABEL)
         elif kind == "ReplicaSet":
             index, group = self._replicasets, labels.get(names.LABEL_APP)
+        elif kind == "Job" and names.LABEL_CHECK in labels:
+            index, group = self._jobs, labels.get(names.LABEL_APP)
         else:
             return
         if not group:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import realnode
 from driver import Driver
 from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
@@ -30,6 +31,18 @@ def bluegreen_crd(kube_cluster: KubeCluster, driver: Driver) -> None:
         ["kubectl", "apply", "--server-side", "-f", str(CRDS)], check=True, capture_output=True
     )
     wait_for(driver.crd_established, timeout=30, what="the BlueGreenApp CRD to be established")
+
+
+@pytest.fixture(scope="session")
+def real_node(kube_cluster: KubeCluster) -> Iterator[None]:
+    """The real node, started for this session (and removed at its end) unless it was up."""
+    reason = realnode.unsupported_reason()
+    if reason:
+        pytest.skip(f"this host cannot run a real node: {reason}")
+    started = realnode.up()
+    yield
+    if started:
+        realnode.down()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ KINDS = {
     "HorizontalPodAutoscaler": "autoscaling/v2",
     "Lease": "coordination.k8s.io/v1",
     "Rollout": "argoproj.io/v1alpha1",  # Argo Rollouts', for the side-by-side benchmark
+    "Job": "batch/v1",
     APP[1]: APP[0],
 }
 

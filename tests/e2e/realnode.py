@@ -45,12 +45,14 @@ def down() -> None:
         raise RuntimeError(f"hack/real-node.sh down failed:\n{result.stderr}")
 
 
-def template(version: str, ready_fails: bool = False) -> Obj:
+def template(version: str, ready_fails: bool = False, **env_vars: str) -> Obj:
     """The test server at ``version``, pinned to the real node; with ``ready_fails`` its
-    readiness probe never passes."""
+    readiness probe never passes; ``env_vars`` set more of its environment (FAIL_PATH,
+    FAIL_AFTER, EXIT_CODE: see hack/testserver)."""
     env = [{"name": "VERSION", "value": version}]
     if ready_fails:
         env.append({"name": "READY_FAIL", "value": "1"})
+    env += [{"name": k, "value": v} for k, v in sorted(env_vars.items())]
     return {
         "metadata": {"labels": {"app": "web"}},
         "spec": {

@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
+from argocdhealth import argocd_health
+
+import realnode
 from driver import Driver
 from gitops import Application, GitRepo, Observed, StatusHistory
 from kubehelpers import KubeCluster, wait_for
@@ -297,3 +300,48 @@ def test_deleting_the_manifest_from_git_needs_allow_empty_then_removes_every_chi
     gitops.application.refresh()
     wait_for(lambda: driver.get("BlueGreenApp", ns, APP) is None, timeout=60, what="the app pruned")
     wait_for(lambda: child_uids(driver, ns) == {}, timeout=60, what="every child removed")
+
+
+# ---------------------------------------------------------------- a failing gate
+
+
+def with_failing_job_check(text: str) -> str:
+    """The manifest with a Job check whose container fails (the test server exiting 1, on
+    the real node: kwok nodes run no container)."""
+    body = yaml.safe_load(text)
+    pod = realnode.template("check", EXIT_CODE="1")
+    container = pod["spec"]["containers"][0]
+    for key in ("readinessProbe", "ports"):
+        container.pop(key)
+    body["spec"]["checks"] = [{"name": "smoke-test", "job": {"template": pod}}]
+    return str(yaml.safe_dump(body, sort_keys=False))
+
+
+def test_a_release_with_a_failing_gate_is_degraded_in_argocd_with_the_gates_message(
+    real_node: None, argocd: Path, gitops: GitOpsApp, driver: Driver, tmp_path: Path
+) -> None:
+    ns = gitops.namespace
+    old_color = driver.selector_color(ns, APP)
+    with StatusHistory(gitops.application) as history:
+        gated = with_failing_job_check(manifest("bluegreenapp-v2-promoted.yaml"))
+        sha = gitops.commit("hello 2.0.0, promoted behind a smoke test", gated)
+        application = gitops.application.wait(sha, "Synced", "Degraded", timeout=180)
+        time.sleep(5)  # it stays so, and the operator's status writes make no drift
+        assert gitops.application.observed().health == "Degraded"
+
+    assert application["status"]["health"]["status"] == "Degraded"
+    # The resource's health message as the controller computes it (it keeps resource health
+    # in its cache, not in the Application): Argo CD's own CLI, on the live object.
+    output = argocd_health(argocd, driver.app(ns, APP), tmp_path)
+    status, message = (line.split(": ", 1)[1] for line in output.splitlines())
+    print(f"\nArgo CD: {status}: {message}\n{history.timeline()}")
+    assert status == "Degraded"
+    assert message.startswith("check smoke-test failed on the preview of revision"), message
+    assert "BackoffLimitExceeded" in message or "backoff limit" in message, message
+    assert driver.selector_color(ns, APP) == old_color
+    assert prod_version(driver, ns) == "1.0.0"
+    # Argo CD went Progressing (the check ran), then Degraded; the Job is the operator's,
+    # not Argo CD's: not tracked, no drift.
+    assert ("Synced", "Progressing") in history.statuses()
+    assert gitops.application.tracked() == [("BlueGreenApp", APP)]
+    assert_never_unknown_nor_drifted(history)

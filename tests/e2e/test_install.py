@@ -347,6 +347,14 @@ RIGHTS = _rights(
     ("list", "endpointslices.discovery.k8s.io", True),
     ("watch", "endpointslices.discovery.k8s.io", True),
     ("create", "endpointslices.discovery.k8s.io", False),
+    ("list", "jobs.batch", True),
+    ("watch", "jobs.batch", True),
+    ("create", "jobs.batch", True),
+    ("delete", "jobs.batch", True),
+    ("get", "jobs.batch", False),
+    ("update", "jobs.batch", False),
+    ("patch", "jobs.batch", False),
+    ("create", "cronjobs.batch", False),
     ("create", "events", True),
     ("list", "events", False),
     ("create", "events.events.k8s.io", False),
@@ -381,6 +389,8 @@ CLUSTER_WIDE_RIGHTS = _rights(
     ("watch", "services", True),
     ("list", "ingresses.networking.k8s.io", True),
     ("watch", "ingresses.networking.k8s.io", True),
+    ("list", "jobs.batch", True),
+    ("watch", "jobs.batch", True),
     ("list", "secrets", False),
     ("list", "pods", False),
     where="all",
@@ -431,6 +441,9 @@ NAMESPACED_RIGHTS = [
     ("watch", "services", "own", True),
     ("watch", "ingresses.networking.k8s.io", "own", True),
     ("create", "events", "own", True),
+    ("create", "jobs.batch", "own", True),
+    ("watch", "jobs.batch", "own", True),
+    ("create", "jobs.batch", "other", False),
     ("get", "secrets", "own", False),
     ("delete", "deployments.apps", "own", False),
     ("create", "deployments.apps", "other", False),
@@ -697,6 +710,25 @@ def test_a_user_with_the_workload_rights_releases_and_ingress_needs_its_own(
     labelled = kubectl("label", "bga", APP, "team=web", "-n", namespace, "--as=dev", check=False)
     assert labelled.returncode == 0, labelled.stderr
     assert_never_refused(op)
+
+
+def test_a_job_check_needs_the_right_to_create_jobs(installed: str, namespace: str) -> None:
+    """A Job check makes the operator run a pod template as a Job: declaring one needs the
+    right to create Jobs; an HTTP check needs nothing more."""
+    grant(namespace, "dev", "apps", APP_EDITOR, "bluegreenapps.bluegreen.dev")
+    grant(namespace, "dev", "workloads", "create,update", "deployments.apps,services")
+    job = {"template": {"spec": {"containers": [{"name": "t", "image": "busybox"}]}}}
+
+    refused = apply_as("dev", namespace, APP, hello(checks=[{"name": "db", "job": job}]))
+    assert refused.returncode != 0
+    assert f"user dev may not create Jobs in namespace {namespace}" in refused.stderr, (
+        refused.stderr
+    )
+    http = apply_as("dev", namespace, APP, hello(checks=[{"name": "smoke", "http": {}}]))
+    assert http.returncode == 0, http.stderr
+    grant(namespace, "dev", "jobs", "create", "jobs.batch")
+    allowed = apply_as("dev", namespace, APP, hello(checks=[{"name": "db", "job": job}]))
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_a_restricted_namespace_refuses_a_privileged_template_and_the_app_says_so(

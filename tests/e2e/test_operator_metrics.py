@@ -17,8 +17,8 @@ from specs import hello, template
 pytestmark = pytest.mark.e2e
 
 APP = "hello"
-# One watch per kind the operator follows (the apps and five child kinds), in its namespace.
-WATCHES = 6
+# One watch per kind the operator follows (the apps and six child kinds), in its namespace.
+WATCHES = 7
 WRITE_LINE = re.compile(r"bluegreen\.reconciler: \S+: (\w+) ")
 
 

@@ -11,14 +11,12 @@ skip with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import realnode
 from driver import Driver
-from kubehelpers import KubeCluster, wait_for
+from kubehelpers import wait_for
 from loadgen import Run
 from operator_process import OperatorProcess
 from traffic import deploy_v1, rollback_under_load, switch_under_load, unready_version_under_load
@@ -30,18 +28,6 @@ pytestmark = pytest.mark.e2e
 # Modest: the machine has 2 cores shared by the control plane, the node, the operator,
 # the pods and the generator itself.
 RATE = 150
-
-
-@pytest.fixture(scope="session")
-def real_node(kube_cluster: KubeCluster) -> Iterator[None]:
-    """The real node, started for this session (and removed at its end) unless it was up."""
-    reason = realnode.unsupported_reason()
-    if reason:
-        pytest.skip(f"this host cannot run a real node: {reason}")
-    started = realnode.up()
-    yield
-    if started:
-        realnode.down()
 
 
 def describe(run: Run) -> str:

@@ -9,7 +9,6 @@ with floats and Lua 5.4 with integers, with the same libraries removed, for a qu
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import lupa.lua51
 import lupa.lua54
 import pytest
 import yaml
+
+from argocdhealth import argocd_health
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD_DIR = REPO / "deploy" / "argocd"
@@ -79,7 +80,60 @@ def run_health_check(runtime_class: Any, obj: dict[str, Any]) -> dict[str, Any]:
     return dict(result.items())
 
 
+def gated(phase: str, reason: str, message: str, state: str) -> dict[str, Any]:
+    """A status with the gates' fields, as the operator writes them."""
+    status = observed(phase, message)
+    status["checks"] = [
+        {
+            "name": "smoke",
+            "stage": "preview",
+            "revision": "5d8f0c1a2b",
+            "retry": 0,
+            "state": state,
+            "successes": 0,
+            "failures": 3 if state == "Failed" else 1,
+            "message": "HTTP 500: failing v2 (expected 200)",
+        }
+    ]
+    status["conditions"] = [
+        {
+            "type": "Degraded",
+            "status": "True" if phase == "Degraded" else "False",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": "2026-11-27T10:00:00Z",
+        }
+    ]
+    return status
+
+
+CHECK_FAILED = (
+    "check smoke failed on the preview of revision 5d8f0c1a2b: HTTP 500: failing v2 "
+    "(expected 200); prod stays on blue (revision 1a2b3c4d5e); change the template or "
+    "spec.retryChecks to run the checks again"
+)
+CHECKING = "revision 5d8f0c1a2b is ready on green; checking it: smoke Running (1 successes)"
+ROLLED_BACK = (
+    "revision 5d8f0c1a2b failed after the switch (check smoke failed against prod: HTTP 500); "
+    "switched prod back to blue (revision 1a2b3c4d5e)"
+)
+
 CASES = [
+    pytest.param(
+        bluegreenapp(3, gated("Degraded", "CheckFailed", CHECK_FAILED, "Failed")),
+        {"status": "Degraded", "message": CHECK_FAILED},
+        id="failed-gate-is-degraded-with-its-answer",
+    ),
+    pytest.param(
+        bluegreenapp(3, gated("Progressing", "Checking", CHECKING, "Running")),
+        {"status": "Progressing", "message": CHECKING},
+        id="running-gate-is-progressing",
+    ),
+    pytest.param(
+        bluegreenapp(3, gated("Degraded", "RolledBack", ROLLED_BACK, "Failed")),
+        {"status": "Degraded", "message": ROLLED_BACK},
+        id="switched-back-is-degraded",
+    ),
     pytest.param(
         bluegreenapp(3, observed("Healthy", "blue (rev 5d8f) serves 2/2 ready pods")),
         {"status": "Healthy", "message": "blue (rev 5d8f) serves 2/2 ready pods"},
@@ -146,21 +200,8 @@ def test_health_in_argocd(
     argocd_bin: Path, tmp_path: Path, obj: dict[str, Any], expected: dict[str, str]
 ) -> None:
     """Argo CD's own CLI runs the health check from argocd-cm-patch.yaml, as shipped."""
-    manifest = tmp_path / "bluegreenapp.yaml"
-    manifest.write_text(yaml.safe_dump(obj))
-    result = subprocess.run(
-        [
-            str(argocd_bin / "argocd"),
-            *("admin", "settings", "resource-overrides", "health", str(manifest)),
-            *("--argocd-cm-path", str(CM_PATCH)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, f"argocd failed:\n{result.stdout}{result.stderr}"
-    assert result.stdout == f"STATUS: {expected['status']}\nMESSAGE: {expected['message']}\n"
+    output = argocd_health(argocd_bin, obj, tmp_path)
+    assert output == f"STATUS: {expected['status']}\nMESSAGE: {expected['message']}\n"
 
 
 def test_configmap_patch_embeds_health_lua_verbatim() -> None:

@@ -134,3 +134,16 @@ def test_the_hpa_example_targets_the_app_of_the_example() -> None:
     assert (target["apiVersion"], target["kind"]) == (f"{GROUP}/{VERSION}", KIND)
     assert target["name"] == app["metadata"]["name"]
     assert "namespace" not in hpa["metadata"]  # applied beside the app, like it
+
+
+def test_the_gated_manifest_adds_only_checks_to_the_promoted_one() -> None:
+    gated, promoted = load("bluegreenapp-v2-gated.yaml"), load("bluegreenapp-v2-promoted.yaml")
+    assert differences(gated, promoted) == {"spec.checks"}
+    spec = BlueGreenAppSpec.model_validate(gated["spec"])
+    http, job = spec.checks
+    assert http.http is not None and http.http.bodyContains == "version 2.0.0"
+    assert http.http.bodyContains in f"Hello from version {container(gated)['env'][0]['value']}"
+    assert (
+        job.job is not None
+        and "$(PREVIEW_URL)/" in job.job.template["spec"]["containers"][0]["args"]
+    )

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bluegreen import models, planner, status
-from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus
+from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus
 from bluegreen.planner import App, Observed
 
 from test_planner import NOW, OWNER, T1, after_switch, preview_waiting, steady_blue
@@ -91,6 +91,42 @@ ports = st.builds(
 )
 
 
+http_checks = st.builds(
+    lambda path, codes, body, numbers: {
+        "path": "/" + path,
+        "expectStatus": codes,
+        **({"bodyContains": body} if body is not None else {}),
+        **dict(
+            zip(
+                ("timeoutSeconds", "intervalSeconds", "successThreshold", "failureThreshold"),
+                numbers,
+                strict=True,
+            )
+        ),
+    },
+    st.text(max_size=20),
+    st.lists(st.integers(100, 599), min_size=1, max_size=3),
+    st.one_of(st.none(), text),
+    st.tuples(st.integers(1, 60), st.integers(1, 300), st.integers(1, 100), st.integers(1, 100)),
+)
+checks = st.lists(
+    st.one_of(
+        st.builds(
+            lambda name, http: {"name": name, "http": http},
+            st.from_regex(r"[a-z]{1,12}", fullmatch=True),
+            http_checks,
+        ),
+        st.builds(
+            lambda name, template: {"name": name, "job": {"template": template}},
+            st.from_regex(r"[a-z]{1,12}", fullmatch=True),
+            admitted_templates(),
+        ),
+    ),
+    max_size=3,
+    unique_by=lambda c: c["name"],
+)
+
+
 @st.composite
 def admitted_specs(draw: st.DrawFn) -> Obj:
     replicas = draw(st.integers(0, models.MAX_REPLICAS))
@@ -106,6 +142,9 @@ def admitted_specs(draw: st.DrawFn) -> Obj:
     }
     if draw(st.booleans()):
         spec["previewReplicas"] = draw(st.integers(0, models.MAX_REPLICAS))
+    if draw(st.booleans()):
+        spec["checks"] = draw(checks)
+        spec["retryChecks"] = draw(st.integers(0, 2**63))
     if draw(st.booleans()):
         spec["ingress"] = {
             "host": draw(st.text(min_size=1, max_size=50)),
@@ -137,6 +176,22 @@ recorded_statuses = st.one_of(
         activeColor=st.sampled_from(["blue", "green", None]),
         activeRevision=st.one_of(st.none(), st.text(max_size=12)),
         previousRevision=st.one_of(st.none(), st.text(max_size=12)),
+        rolledBackRevision=st.one_of(st.none(), st.text(max_size=12)),
+        rolledBackRetry=st.one_of(st.none(), st.integers(-1, 2**63)),
+        checks=st.lists(
+            st.builds(
+                CheckStatus,
+                name=st.text(max_size=12),
+                stage=st.sampled_from(["preview", "prod"]),
+                revision=st.text(max_size=12),
+                retry=st.integers(-1, 2**63),
+                state=st.sampled_from(["Pending", "Running", "Passed", "Failed"]),
+                successes=st.integers(0, 2**31),
+                failures=st.integers(0, 2**31),
+                message=text,
+            ),
+            max_size=3,
+        ),
         lastSwitchTime=st.one_of(
             st.none(),
             st.text(max_size=30),

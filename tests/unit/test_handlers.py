@@ -133,3 +133,35 @@ def test_app_events_feed_the_store() -> None:
 )
 def test_which_failures_are_an_api_outage(err: BaseException, outage: bool) -> None:
     assert is_api_outage(err) is outage
+
+
+def test_a_check_result_wakes_its_app_on_the_event_loop() -> None:
+    """The check runner reports from its own threads; the queue lives on the loop."""
+    import asyncio
+    import threading
+
+    async def scenario() -> list[tuple[Key, bool]]:
+        rt, triggers = runtime()
+        rt.loop = asyncio.get_running_loop()
+        thread = threading.Thread(target=rt._check_changed, args=((NS, "web"),))
+        thread.start()
+        thread.join()
+        await asyncio.sleep(0.05)
+        return triggers.calls
+
+    assert asyncio.run(scenario()) == [((NS, "web"), True)]
+
+
+def test_forgetting_an_app_stops_its_checks() -> None:
+    from bluegreen.checker import Checker
+    from bluegreen.gates import Answer, Probe, RunKey
+    from bluegreen.models import HttpCheck
+
+    rt, _ = runtime()
+    # No request leaves the test: the runner's transport answers by itself.
+    rt.checker = Checker(send=lambda probe, via: Answer(True, "HTTP 200"))
+    probe = Probe(RunKey("smoke", "prod", "r2", 0), NS, "web", 80, None, HttpCheck())
+    rt.checker.want((NS, "web"), [probe])
+    assert rt.checker.tallies((NS, "web"))
+    rt.forget((NS, "web"))
+    assert rt.checker.tallies((NS, "web")) == {}

@@ -118,6 +118,56 @@ def test_render_status_of_a_waiting_preview_in_full() -> None:
     )
 
 
+def test_render_status_shows_each_check_and_what_to_do_after_a_failure() -> None:
+    failed = app(
+        {
+            "phase": "Degraded",
+            "message": "check smoke failed on the preview of revision bbbb222222: HTTP 500",
+            **ACTIVE_BLUE,
+            **PREVIEW_GREEN,
+            "checks": [
+                {
+                    "name": "smoke",
+                    "stage": "preview",
+                    "revision": "bbbb222222",
+                    "state": "Failed",
+                    "successes": 0,
+                    "failures": 3,
+                    "message": "HTTP 500: failing v2 (expected 200)",
+                },
+                {
+                    "name": "db",
+                    "stage": "preview",
+                    "revision": "bbbb222222",
+                    "state": "Passed",
+                    "successes": 1,
+                    "failures": 0,
+                    "message": "completed",
+                },
+            ],
+            "conditions": [
+                {
+                    "type": "Degraded",
+                    "status": "True",
+                    "reason": "CheckFailed",
+                    "message": "x",
+                    "lastTransitionTime": "2025-06-01T11:01:00Z",
+                }
+            ],
+        },
+        promote=True,
+    )
+    out = view.render_status(failed, {"blue": BLUE_V1, "green": GREEN_V2})
+    assert (
+        "Checks:\n"
+        "  CHECK   STAGE     REVISION     STATE    OK   FAILED   LAST ANSWER\n"
+        "  smoke   preview   bbbb222222   Failed   0    3        "
+        "HTTP 500: failing v2 (expected 200)\n"
+        "  db      preview   bbbb222222   Passed   1    0        completed\n"
+    ) in out
+    assert "Next:       fix the template, or set spec.retryChecks: 1 to run the checks again" in out
+
+
 @pytest.mark.parametrize(
     "obj, deployments, expected_lines, absent",
     [

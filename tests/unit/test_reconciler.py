@@ -14,8 +14,7 @@ import copy
 import json
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +23,11 @@ import urllib3
 
 from bluegreen import names, planner, reconciler, status
 from bluegreen.__main__ import make_room_for_deep_objects
+from bluegreen.checker import Checker
+from bluegreen.gates import Probe, RunKey, Tally
 from bluegreen.kube import ApiError, Kube
 from bluegreen.models import KIND
+from bluegreen.revision import revision_of
 from bluegreen.store import Store
 
 from test_planner import NOW, T1, T2, deployment, replicaset, service, spec
@@ -44,6 +46,7 @@ KIND_OF_COLLECTION = {
     SERVICES: "Service",
     DEPLOYMENTS: "Deployment",
     f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses": "Ingress",
+    f"/apis/batch/v1/namespaces/{NS}/jobs": "Job",
 }
 
 
@@ -521,13 +524,61 @@ def test_events_posted_in_background_keep_their_order_and_do_not_hold_the_pass()
     reconcile(api)  # returns although no Event could be posted yet
     assert prod_color(api) == "green"
     assert posted == []
+    assert not api.flush_events(timeout=0.1)  # a shutdown waits for them, within bounds
     gate.set()
-    wait_until(lambda: len(posted) == 2)
+    assert api.flush_events(timeout=5)
     assert posted == ["Switched", "ShortScaleDownDelay"]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+# ------------------------------------------------------------------ gates
+
+
+class RecordingChecker(Checker):
+    """The check runner without threads: records what each pass asks it to probe."""
+
+    def __init__(self, tallies: dict[RunKey, Tally] | None = None) -> None:
+        super().__init__()
+        self.fixed = tallies or {}
+        self.wanted: list[list[RunKey]] = []
+
+    def tallies(self, app: tuple[str, str]) -> dict[RunKey, Tally]:
+        return dict(self.fixed)
+
+    def want(self, app: tuple[str, str], probes: Sequence[Probe]) -> None:
+        self.wanted.append([p.key for p in probes])
+
+
+SMOKE_CHECK = {"name": "smoke", "http": {"path": "/api"}}
+
+
+def test_a_pass_hands_the_due_checks_to_the_runner_and_does_not_switch_yet() -> None:
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, checks=[SMOKE_CHECK]))
+    runner = RecordingChecker()
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock, checker=runner)
+    assert runner.wanted == [[RunKey("smoke", "preview", revision_of(T2), 0)]]
+    assert prod_color(api) == "blue"
+    assert api.app_status["checks"][0]["state"] == "Running"
+
+
+def test_a_pass_reads_the_runners_results_and_switches_once_they_passed() -> None:
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, checks=[SMOKE_CHECK]))
+    passed = {RunKey("smoke", "preview", revision_of(T2), 0): Tally("Passed", 3, 0, "HTTP 200")}
+    runner = RecordingChecker(passed)
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock, checker=runner)
+    assert prod_color(api) == "green"
+    assert runner.wanted == [[]]
+
+
+def test_check_jobs_come_from_the_store_and_are_never_listed_per_pass() -> None:
+    api = preview_ready_for_switch()
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock, checker=RecordingChecker())
+    assert not [p for _, p in api.log if "/jobs" in p]
+    job_check = {"name": "db", "job": {"template": {"spec": {"containers": [{"name": "t"}]}}}}
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, checks=[job_check]))
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock, checker=RecordingChecker())
+    assert not [p for m, p in api.log if m == "GET" and "/jobs" in p]
+    assert [p for m, p in api.log if m == "POST" and "/jobs" in p]  # its Job is created
+    assert prod_color(api) == "blue"

@@ -334,6 +334,20 @@ def conditions_rows(conditions: Sequence[Obj]) -> list[list[str]]:
     return rows
 
 
+def checks_rows(checks: Sequence[Obj]) -> list[list[str]]:
+    """One row per check run: where it stands, its streaks and its last answer."""
+    rows = [["CHECK", "STAGE", "REVISION", "STATE", "OK", "FAILED", "LAST ANSWER"]]
+    for check in checks:
+        rows.append(
+            [
+                str(check.get(key) if check.get(key) is not None else "")
+                for key in ("name", "stage", "revision", "state", "successes", "failures")
+            ]
+            + [str(check.get("message") or "")]
+        )
+    return rows
+
+
 def observed_line(app: Obj) -> str:
     generation = dig(app, "metadata", "generation")
     observed = dig(app, "status", "observedGeneration")
@@ -346,9 +360,16 @@ def observed_line(app: Obj) -> str:
 
 def next_step(app: Obj) -> str | None:
     """A hint when the app waits for the user rather than for the operator."""
+    name = dig(app, "metadata", "name")
     if dig(app, "status", "phase") == "Paused" and not dig(app, "spec", "promote"):
-        name = dig(app, "metadata", "name")
         return f"kubectl bluegreen promote {name}   (or set promote: true in Git)"
+    failed = {c.get("reason") for c in dig(app, "status", "conditions") or []} & {
+        "CheckFailed",
+        "RolledBack",
+    }
+    if dig(app, "status", "phase") == "Degraded" and failed:
+        retry = int(dig(app, "spec", "retryChecks") or 0) + 1
+        return f"fix the template, or set spec.retryChecks: {retry} to run the checks again"
     return None
 
 
@@ -370,6 +391,9 @@ def render_status(app: Obj, deployments: Deployments) -> str:
         fields.append(("Next:", hint))
     lines = [f"{label:<11} {value}" for label, value in fields]
     lines += ["Colors:", render_table(colors_rows(app, deployments), indent="  ")]
+    checks = status.get("checks") or []
+    if checks:
+        lines += ["Checks:", render_table(checks_rows(checks), indent="  ")]
     conditions = status.get("conditions") or []
     lines.append("Conditions:")
     lines.append(

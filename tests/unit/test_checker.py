@@ -1,0 +1,145 @@
+"""The check runner against real HTTP servers on 127.0.0.1: what it answers, that it
+stops when a run is over or unwanted, and that a hanging server never holds up the
+caller (a reconcile)."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bluegreen import checker
+from bluegreen.checker import Checker
+from bluegreen.gates import Probe, RunKey
+from bluegreen.models import HttpCheck
+
+from kubehelpers import wait_for
+
+APP = ("shop", "demo")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        code = 500 if self.path.startswith("/broken") else 200
+        body = b"v2 ok\n" if code == 200 else b"oops\n"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield int(srv.server_address[1])
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def silent() -> Iterator[int]:
+    """A server that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+def probe(node_port: int | None, path: str = "/", stage: str = "preview", **http: Any) -> Probe:
+    settings = {"intervalSeconds": 1, "successThreshold": 2, "failureThreshold": 2, **http}
+    key = RunKey("smoke", stage, "r2", 0)  # type: ignore[arg-type]
+    return Probe(key, "shop", "demo-preview", 80, node_port, HttpCheck(path=path, **settings))
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, key: tuple[str, str]) -> None:
+        self.calls.append(key)
+
+
+def test_a_passing_check_passes_wakes_its_app_and_stops(server: int) -> None:
+    wakes = Wakes()
+    runner = Checker("127.0.0.1", on_change=wakes)
+    p = probe(server, bodyContains="v2")
+    runner.want(APP, [p])
+    tally = wait_for(
+        lambda: (t := runner.tallies(APP)[p.key]).state == "Passed" and t,
+        timeout=10,
+        what="the check to pass",
+    )
+    assert (tally.successes, tally.message) == (2, "HTTP 200: v2 ok")
+    assert wakes.calls == [APP, APP]  # one per answer that changed the status
+    assert runner.running == 0
+
+
+def test_a_500_fails_the_check_with_its_answer(server: int) -> None:
+    runner = Checker("127.0.0.1")
+    p = probe(server, path="/broken")
+    runner.want(APP, [p])
+    tally = wait_for(
+        lambda: (t := runner.tallies(APP)[p.key]).state == "Failed" and t, timeout=10, what="fail"
+    )
+    assert tally.message == "HTTP 500: oops (expected 200)"
+
+
+def test_a_silent_server_times_out_and_never_holds_up_the_caller(silent: int) -> None:
+    runner = Checker("127.0.0.1")
+    p = probe(silent, timeoutSeconds=1, failureThreshold=1)
+    began = time.monotonic()
+    runner.want(APP, [p])
+    tallies = runner.tallies(APP)
+    assert time.monotonic() - began < 0.5  # the reconcile goes on at once
+    assert tallies[p.key].state == "Pending"
+    tally = wait_for(
+        lambda: (t := runner.tallies(APP)[p.key]).state == "Failed" and t, timeout=10, what="fail"
+    )
+    assert tally.message == f"no answer within 1s from 127.0.0.1:{silent}"
+
+
+def test_a_run_no_plan_wants_is_dropped(server: int) -> None:
+    calls: list[Probe] = []
+
+    def counting(p: Probe, via: str | None) -> checker.Answer:
+        calls.append(p)
+        return checker.Answer(True, "HTTP 200")
+
+    runner = Checker("127.0.0.1", send=counting)
+    p = probe(server, stage="prod")  # prod runs never pass: they probe until dropped
+    runner.want(APP, [p])
+    wait_for(lambda: len(calls) >= 2, timeout=10, what="two probes")
+    runner.want(APP, [])
+    assert runner.tallies(APP) == {}
+    seen = len(calls)
+    time.sleep(1.5)
+    assert len(calls) <= seen + 1  # at most one already in flight
+
+
+def test_in_cluster_the_service_dns_name_is_used() -> None:
+    assert checker.address(probe(None), None) == ("demo-preview.shop.svc", 80)
+    assert checker.address(probe(31000), "127.0.0.1") == ("127.0.0.1", 31000)
+
+
+def test_without_a_node_port_the_answer_says_why() -> None:
+    answer = checker.send(probe(None), "127.0.0.1")
+    assert not answer.ok and "has no node port" in answer.text
+
+
+def test_a_refused_connection_is_a_failed_answer() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])  # bound, not listening: refused
+        answer = checker.send(probe(port), "127.0.0.1")
+    assert not answer.ok and "ConnectionRefusedError" in answer.text
