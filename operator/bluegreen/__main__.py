@@ -120,12 +120,22 @@ def scrape(headers: probes.Headers) -> probes.Answer:
     return 200, content_type, body
 
 
-def standby_liveness(url: str | None) -> probes.Server:
+def standby_liveness(url: str | None, elector: LeaderElector) -> probes.Server:
     """While a replica waits for the lease, Kopf does not run yet: answer its liveness
-    probe meanwhile (the replica is alive, only not leading)."""
+    probe meanwhile. Alive while the election loop keeps trying (a round every retry
+    period, each request at most REQUEST_SECONDS); stuck for three rounds, it is not, and
+    the kubelet restarts it."""
     server = probes.Server()
-    if url is not None:
-        server.route(*probes.url_address(url), probes.alive)
+    if url is None:
+        return server
+    stuck_after = 3 * (elector.settings.retry_period + REQUEST_SECONDS)
+
+    def answer(headers: probes.Headers) -> probes.Answer:
+        if elector.tried_within(stuck_after):
+            return probes.alive(headers)
+        return 503, probes.TEXT, f"no leader election round for {stuck_after:g}s\n".encode()
+
+    server.route(*probes.url_address(url), answer)
     return server
 
 
@@ -135,7 +145,7 @@ def lead(kube: Kube, args: argparse.Namespace, readiness: probes.Readiness) -> L
     elector = LeaderElector(kube, lease_settings(args))
     metrics.current().track_leader(elector.is_leading)
     readiness.standby(f"{args.lease_namespace}/{args.lease_name}")
-    with probes.serving(standby_liveness(args.liveness)):
+    with probes.serving(standby_liveness(args.liveness, elector)):
         elector.acquire()
 
     def lost() -> None:

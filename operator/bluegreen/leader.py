@@ -63,17 +63,23 @@ class LeaderElector:
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = float("-inf")
         self._stop = threading.Event()
+        self._last_round = float("-inf")
 
     # ------------------------------------------------------------------ the decision
 
     def is_leading(self) -> bool:
         return self._clock() < self._valid_until
 
+    def tried_within(self, seconds: float) -> bool:
+        """Whether a round began in the last ``seconds``: the election loop is not stuck
+        (a standby's liveness)."""
+        return self._clock() - self._last_round <= seconds
+
     def try_acquire_or_renew(self) -> bool:
         """One round: take the lease if it is free or expired, renew it if it is ours.
         True when this replica holds it now."""
         s = self.settings
-        started = self._clock()
+        started = self._last_round = self._clock()
         try:
             lease = self.kube.get("Lease", s.namespace, s.name)
             if lease is None:

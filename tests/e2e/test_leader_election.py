@@ -206,8 +206,12 @@ def test_the_standby_serves_metrics_and_is_ready_and_takes_over_the_leader_gauge
 
     a.stop()
     wait_for(lambda: b.scrape()["bluegreen_leader"] == 1, timeout=LEASE_SECONDS, what="b leads")
-    wait_for(lambda: b.readiness()[0] == 200, timeout=30, what="b ready as leader")
-    assert b.readiness()[1].startswith("leading: ")
+    # Ready as a standby until then; as the leader once its watches have listed.
+    wait_for(
+        lambda: (answer := b.readiness())[0] == 200 and answer[1].startswith("leading: "),
+        timeout=30,
+        what="b ready as leader",
+    )
     assert b.scrape()['bluegreen_api_requests_total{code="200",verb="PUT"}'] >= 1  # the lease
 
 

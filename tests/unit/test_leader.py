@@ -120,3 +120,13 @@ def test_settings_that_cannot_fence_are_refused(durations: tuple[float, float, f
     lease, deadline, retry = durations
     with pytest.raises(ValueError, match="retry period < renew deadline < lease duration"):
         LeaseSettings("ops", "x", "a", lease, deadline, retry)
+
+
+def test_the_election_loop_reports_when_it_last_tried() -> None:
+    api, clock = FakeApi(), Clock()
+    a = elector(api, clock, "a")
+    assert not a.tried_within(60)  # never tried
+    a.try_acquire_or_renew()
+    clock.now += 5
+    assert a.tried_within(5)
+    assert not a.tried_within(4.9)

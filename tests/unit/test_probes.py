@@ -15,7 +15,8 @@ from kopf._cogs.clients import watching
 from kopf._core.reactor import queueing
 
 from bluegreen import __main__ as main
-from bluegreen import probes
+from bluegreen import handlers, probes
+from bluegreen.leader import LeaseSettings
 
 
 def free_port() -> int:
@@ -165,3 +166,35 @@ def test_bad_or_clashing_addresses_are_refused(argv: list[str]) -> None:
 
 def test_no_flag_no_server() -> None:
     assert main.endpoints(main.parse_args([]), probes.Readiness()).ports() == set()
+
+
+class StuckElector:
+    """An elector whose last round began ``ago`` seconds back."""
+
+    def __init__(self, ago: float) -> None:
+        self.settings = LeaseSettings("ns", "lease", "me")
+        self.ago = ago
+
+    def tried_within(self, seconds: float) -> bool:
+        return self.ago <= seconds
+
+
+@pytest.mark.parametrize(("ago", "status"), [(1.0, 200), (20.9, 200), (21.1, 503)])
+def test_a_standby_is_alive_while_its_election_loop_keeps_trying(ago: float, status: int) -> None:
+    """Three rounds of the retry period (2 s) plus the request timeout (5 s): 21 s."""
+    port = free_port()
+    server = main.standby_liveness(f"http://127.0.0.1:{port}/healthz", StuckElector(ago))  # type: ignore[arg-type]
+    with probes.serving(server):
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == status
+
+
+@pytest.mark.parametrize(
+    ("kind", "watch"),
+    [("Ingress", "ingresses in shop"), ("EndpointSlice", "endpointslices in shop")],
+)
+def test_each_child_watch_is_named_by_its_resource(kind: str, watch: str) -> None:
+    """The name readiness gives when that watch has not listed yet."""
+    r = probes.Readiness()
+    r.leading()
+    handlers._readiness_hook(r, kind, "shop")
+    assert r.state() == (False, f"leading: waiting for the initial listing of {watch}")
