@@ -93,7 +93,6 @@ class Runtime:
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
         self.settled: set[Key] = set()  # Healthy at their latest generation, when last seen
-        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
         self.informers = [
             Informer(
                 kube,
@@ -194,7 +193,6 @@ class Runtime:
         self.generations.pop(key, None)
         self.settled.discard(key)
         self.queue.forget(key)
-        self.checker.forget(key)
         self.checker.forget(key)
 
 
