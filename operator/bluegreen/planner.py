@@ -193,14 +193,7 @@ def is_rolled_out_by_replicasets(
     meta = dep["metadata"]
     if (dep.get("status") or {}).get("observedGeneration", 0) < meta.get("generation", 0):
         return False
-    owned = [
-        rs
-        for rs in replicasets
-        if any(
-            ref.get("kind") == "Deployment" and ref.get("name") == meta.get("name")
-            for ref in (rs.get("metadata") or {}).get("ownerReferences") or []
-        )
-    ]
+    owned = [rs for rs in replicasets if _owned_by(rs, str(meta.get("name")))]
     new = [rs for rs in owned if revision_label(rs) == revision]
     old = [rs for rs in owned if revision_label(rs) != revision]
     if len(new) != 1 or not _replicaset_settled(new[0]):
@@ -212,6 +205,48 @@ def is_rolled_out_by_replicasets(
         _replicaset_settled(rs) and (rs.get("status") or {}).get("replicas", 0) == 0 for rs in old
     )
     return up and gone and all(status.get(c, 0) == replicas for c in counts)
+
+
+def is_rolled_out_by_endpoints(
+    dep: Obj | None,
+    replicasets: Sequence[Obj],
+    endpoints: Sequence[Obj],
+    revision: str,
+    replicas: int,
+) -> bool:
+    """The verdict of :func:`is_rolled_out_by_replicasets` from the preview's endpoints
+    instead of the new ReplicaSet's status: at least ``replicas`` pods of the new revision
+    ready, and no other pod of the color listed at all (ready, starting or terminating).
+    The EndpointSlice controller reports a pod ready in the same step as the ReplicaSet
+    controller does, so the switch follows the first of the two, whichever it is.
+    The older ReplicaSets must still say they have no pod left: a pod of theirs without an
+    address yet is in no EndpointSlice."""
+    if dep is None or spec_replicas(dep) != replicas:
+        return False
+    meta = dep["metadata"]
+    if (dep.get("status") or {}).get("observedGeneration", 0) < meta.get("generation", 0):
+        return False
+    name = str(meta.get("name"))
+    owned = [rs for rs in replicasets if _owned_by(rs, name)]
+    if not any(revision_label(rs) == revision for rs in owned):
+        return False
+    old = [rs for rs in owned if revision_label(rs) != revision]
+    if not all(
+        _replicaset_settled(rs) and (rs.get("status") or {}).get("replicas", 0) == 0 for rs in old
+    ):
+        return False
+    prefixes = tuple(pod_name_prefixes(replicasets, name, revision))
+    pods = [str((ep.get("targetRef") or {}).get("name", "")) for ep in endpoints]
+    if any(not pod.startswith(prefixes) for pod in pods):
+        return False
+    return ready_endpoints_of(endpoints, set(prefixes)) >= replicas
+
+
+def _owned_by(rs: Obj, deployment_name: str) -> bool:
+    return any(
+        ref.get("kind") == "Deployment" and ref.get("name") == deployment_name
+        for ref in (rs.get("metadata") or {}).get("ownerReferences") or []
+    )
 
 
 def _replicaset_settled(rs: Obj) -> bool:
@@ -795,6 +830,9 @@ def _new_revision(
         and (
             is_rolled_out(idle_dep, target)
             or is_rolled_out_by_replicasets(idle_dep, observed.replicasets, want, target)
+            or is_rolled_out_by_endpoints(
+                idle_dep, observed.replicasets, observed.preview_endpoints, want, target
+            )
         )
     )
     new_pods = pod_name_prefixes(observed.replicasets, idle_name, want)

@@ -304,6 +304,8 @@ def lagging_deployment_status(
     old_rs_pods: int = 0,
     rs_observed: bool = True,
     dep_observed: bool = True,
+    new_rs_ready_reported: bool = True,
+    endpoints: list[Obj] | None = None,
 ) -> Observed:
     """green's pods are all ready as its ReplicaSets report, but the Deployment controller
     has not yet folded that into the Deployment's status (it does so one step later)."""
@@ -317,8 +319,8 @@ def lagging_deployment_status(
     new_rs["status"] = {
         "observedGeneration": 2 if rs_observed else 1,
         "replicas": 3,
-        "readyReplicas": ready_rs,
-        "availableReplicas": ready_rs,
+        "readyReplicas": ready_rs if new_rs_ready_reported else 0,
+        "availableReplicas": ready_rs if new_rs_ready_reported else 0,
     }
     old_rs = replicaset(deployment("green", T1, 3), pod_hash="old0hash")
     old_rs["metadata"]["generation"] = 4
@@ -329,6 +331,7 @@ def lagging_deployment_status(
         base,
         deployments={**base.deployments, "green": green},
         replicasets=[blue_rs, new_rs, old_rs],
+        preview_endpoints=base.preview_endpoints if endpoints is None else endpoints,
     )
 
 
@@ -340,16 +343,59 @@ def test_the_switch_follows_the_replicasets_without_waiting_for_the_deployment_s
     assert p.status.active_color == "green"
 
 
+def test_the_switch_follows_the_preview_endpoints_before_any_status_reports_them() -> None:
+    """The EndpointSlice controller and the ReplicaSet controller see a pod ready in the
+    same step; the switch follows whichever tells first (here the endpoints)."""
+    observed_state = lagging_deployment_status(ready_rs=0, new_rs_ready_reported=False)
+    p = plan(app(T2, promote=True), observed_state, NOW)
+    assert writes(p) == [("update", "Service", "demo")]
+
+
+OLD_POD_TERMINATING = {
+    "conditions": {"ready": False, "serving": True, "terminating": True},
+    "targetRef": {"kind": "Pod", "name": "demo-green-old0hash-00000"},
+}
+
+
 @pytest.mark.parametrize(
     "observed_state",
     [
-        pytest.param(lagging_deployment_status(ready_rs=2), id="a-pod-not-ready"),
+        pytest.param(
+            lagging_deployment_status(
+                new_rs_ready_reported=False, endpoints=endpoints("demo-green", 3, ready=False)
+            ),
+            id="endpoints-not-ready",
+        ),
+        pytest.param(
+            lagging_deployment_status(
+                new_rs_ready_reported=False,
+                endpoints=[*endpoints("demo-green", 3), OLD_POD_TERMINATING],
+            ),
+            id="an-old-pod-still-listed",
+        ),
+        pytest.param(
+            lagging_deployment_status(new_rs_ready_reported=False, old_rs_pods=1),
+            id="an-old-pod-without-an-address",
+        ),
+        pytest.param(
+            lagging_deployment_status(
+                new_rs_ready_reported=False, endpoints=endpoints("demo-green", 2)
+            ),
+            id="too-few-endpoints",
+        ),
+        pytest.param(
+            lagging_deployment_status(ready_rs=2, endpoints=endpoints("demo-green", 2)),
+            id="a-pod-not-ready",
+        ),
         pytest.param(lagging_deployment_status(old_rs_pods=1), id="an-old-pod-left"),
-        pytest.param(lagging_deployment_status(rs_observed=False), id="rs-status-stale"),
+        pytest.param(
+            lagging_deployment_status(rs_observed=False, endpoints=endpoints("demo-green", 2)),
+            id="rs-status-stale",
+        ),
         pytest.param(lagging_deployment_status(dep_observed=False), id="deployment-spec-unseen"),
     ],
 )
-def test_no_switch_while_the_replicasets_say_the_rollout_is_not_done(
+def test_no_switch_while_neither_the_replicasets_nor_the_endpoints_say_the_rollout_is_done(
     observed_state: Observed,
 ) -> None:
     p = plan(app(T2, promote=True), observed_state, NOW)
