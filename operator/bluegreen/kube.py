@@ -215,13 +215,6 @@ class Kube:
                 return None
             raise
 
-    def select(self, kind: str, namespace: str, label_selector: str) -> list[Obj]:
-        """The objects of one kind in a namespace that match a label selector."""
-        found = self._request(
-            "GET", self.path(kind, namespace), query={"labelSelector": label_selector}
-        )
-        return list(found.get("items") or [])
-
     def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
         """The whole list answer (its resourceVersion too), in one namespace or ("") all."""
         return self._request(

@@ -144,8 +144,8 @@ class Metrics:
         )
         self.api_requests = prometheus_client.Counter(
             "bluegreen_api_requests",
-            "Requests of the operator to the API server (not Kopf's watches), by HTTP "
-            "method and status code (<error>: no answer)",
+            "Requests of the operator to the API server (its child watches as WATCH; not "
+            "Kopf's watch of the apps), by HTTP method and status code (<error>: no answer)",
             ["verb", "code"],
             registry=r,
         )

@@ -131,23 +131,15 @@ class Store:
 
     def endpoints_of_service(self, namespace: str, service: str) -> list[Obj]:
         """All endpoints of the Service's EndpointSlices."""
-        with self._lock:
-            slices = self._objects["EndpointSlice"]
-            found = (slices.get((namespace, n)) for n in self._slices.get((namespace, service), ()))
-            return [ep for s in found if s is not None for ep in s.get("endpoints") or []]
+        slices = self._grouped("EndpointSlice", self._slices, namespace, service)
+        return [ep for s in slices for ep in s.get("endpoints") or []]
 
     def replicasets_of(self, namespace: str, app: str) -> list[Obj]:
-        with self._lock:
-            sets = self._objects["ReplicaSet"]
-            found = (sets.get((namespace, n)) for n in self._replicasets.get((namespace, app), ()))
-            return [rs for rs in found if rs is not None]
+        return self._grouped("ReplicaSet", self._replicasets, namespace, app)
 
     def jobs_of(self, namespace: str, app: str) -> list[Obj]:
         """The app's check Jobs."""
-        with self._lock:
-            jobs = self._objects["Job"]
-            found = (jobs.get((namespace, n)) for n in self._jobs.get((namespace, app), ()))
-            return [job for job in found if job is not None]
+        return self._grouped("Job", self._jobs, namespace, app)
 
     def pinned_of(
         self, namespace: str, children: Iterable[tuple[str, str]]
@@ -156,18 +148,10 @@ class Store:
         with self._lock:
             return [(k, n) for k, n in children if (namespace, n) in self._pinned.get(k, {})]
 
-    def keys(self, kind: str) -> list[Key]:
-        with self._lock:
-            return list(self._objects[kind])
-
     def refused(self, kind: str, namespace: str) -> str | None:
         """Why the operator cannot see this kind in this namespace, if it cannot."""
         with self._lock:
             return self._refused.get((kind, namespace)) or self._refused.get((kind, ""))
-
-    def size(self) -> int:
-        with self._lock:
-            return sum(len(objects) for objects in self._objects.values())
 
     # ---------------------------------------------------------------- writes
 
@@ -244,6 +228,15 @@ class Store:
                 self._refused[kind, namespace] = reason
 
     # ---------------------------------------------------------------- internals
+
+    def _grouped(
+        self, kind: str, index: dict[Key, set[str]], namespace: str, group: str
+    ) -> list[Obj]:
+        """The objects of one kind that an index holds under (namespace, group)."""
+        with self._lock:
+            held = self._objects[kind]
+            found = (held.get((namespace, n)) for n in index.get((namespace, group), ()))
+            return [obj for obj in found if obj is not None]
 
     def _buried(self, kind: str, obj: Obj) -> bool:
         """An event from before the operator's own delete of the object."""
