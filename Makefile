@@ -55,11 +55,11 @@ real-node-down: ## remove the real node and every trace of it on the host
 
 .PHONY: crds
 crds: venv ## generate crds/ from the pydantic models
-	$(PY) -m bluegreen.crdgen crds/
+	$(PY) -m bluegreen.tools.crdgen crds/
 
 .PHONY: docs
 docs: venv ## regenerate the API reference in README.md from the models
-	$(PY) -m bluegreen.docgen README.md
+	$(PY) -m bluegreen.tools.docgen README.md
 
 .PHONY: generate
 generate: crds docs ## everything generated from the models

@@ -14,11 +14,12 @@ import sys
 import threading
 
 import kopf
-import kubernetes
 
-from bluegreen import metrics, probes, store
-from bluegreen.kube import Kube
-from bluegreen.leader import LeaderElector, LeaseSettings
+from bluegreen.kube.client import Kube
+from bluegreen.kube.errors import NoCredentials
+from bluegreen.runtime import endpoints as probes
+from bluegreen.runtime import metrics, store
+from bluegreen.runtime.leader import LeaderElector, LeaseSettings
 
 # A replica that lost the lease exits with this code and is restarted as a standby.
 LOST_LEASE_EXIT_CODE = 75
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     make_room_for_deep_objects()
-    from bluegreen import handlers  # registers the Kopf handlers
+    from bluegreen.runtime import handlers  # registers the Kopf handlers
 
     readiness = probes.Readiness()
     try:
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         watches = len(store.CHILD_KINDS) * max(1, len(args.namespace))
         pool_size = handlers.CONCURRENCY * 2 + watches
         kube = Kube.from_environment(pool_size=pool_size, timeout=REQUEST_SECONDS)
-    except kubernetes.config.ConfigException as err:
+    except NoCredentials as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
     try:
         server = endpoints(args, readiness)

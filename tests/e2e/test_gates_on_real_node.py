@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.revision import revision_of
+from bluegreen.core.revision import revision_of
 
 from driver import Driver
 from kubehelpers import wait_for

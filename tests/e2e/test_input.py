@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from kubernetes.dynamic.exceptions import DynamicApiError
 
-from bluegreen import handlers, reconciler
-from bluegreen.informer import Informer, wait_synced
-from bluegreen.kube import Kube
-from bluegreen.models import KIND
-from bluegreen.store import CHILD_KINDS, Store
+from bluegreen.api.models import KIND
+from bluegreen.kube.client import Kube
+from bluegreen.runtime import handlers, reconciler
+from bluegreen.runtime.informer import Informer, wait_synced
+from bluegreen.runtime.store import CHILD_KINDS, Store
 
 from driver import Driver
 from kubehelpers import KubeCluster, wait_for

@@ -28,7 +28,7 @@ import kubernetes
 import pytest
 import yaml
 
-from bluegreen.revision import revision_of
+from bluegreen.core.revision import revision_of
 
 from driver import Driver
 from kubehelpers import KubeCluster, wait_for

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bluegreen.revision import revision_of
+from bluegreen.core.revision import revision_of
 
 from driver import Driver, SelectorHistory, pause
 from kubehelpers import wait_for
@@ -24,7 +24,7 @@ APP = "hello"
 LEASE = "bluegreen-operator"
 # Short, so the tests are quick; the same ordering as the defaults (15 / 10 / 2).
 LEASE_SECONDS, RENEW_DEADLINE, RETRY = 4.0, 3.0, 0.5
-WRITES = "bluegreen.reconciler"  # the logger of every write the operator makes
+WRITES = "bluegreen.runtime.reconciler"  # the logger of every write the operator makes
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bluegreen.revision import revision_of
+from bluegreen.core.revision import revision_of
 
 from driver import Driver, SelectorHistory, pause, refusing_selector
 from kubehelpers import KubeCluster, wait_for

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from bluegreen import checker
-from bluegreen.checker import Checker
-from bluegreen.gates import Probe, RunKey
-from bluegreen.models import HttpCheck
+from bluegreen.api.models import HttpCheck
+from bluegreen.core.gates import Probe, RunKey
+from bluegreen.runtime import checker
+from bluegreen.runtime.checker import Checker
 
 from kubehelpers import wait_for
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from bluegreen import crdgen
+from bluegreen.tools import crdgen
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 CRD_PATH = CRDS / crdgen.CRD_FILE_NAME

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bluegreen import desired, names
-from bluegreen.desired import Owner
-from bluegreen.models import BlueGreenAppSpec
+from bluegreen.api.models import BlueGreenAppSpec
+from bluegreen.core import desired, names
+from bluegreen.core.desired import Owner
 
 OWNER = Owner(name="demo", namespace="shop", uid="uid-1")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bluegreen import docgen, models
+from bluegreen.api import models
+from bluegreen.tools import docgen
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

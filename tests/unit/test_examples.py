@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bluegreen.models import GROUP, KIND, VERSION, BlueGreenAppSpec
+from bluegreen.api.models import GROUP, KIND, VERSION, BlueGreenAppSpec
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = REPO / "examples" / "hello"

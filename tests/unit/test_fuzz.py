@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bluegreen import models, planner, status
-from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus
-from bluegreen.planner import App, Observed
+from bluegreen.api import models
+from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus
+from bluegreen.core import planner, status
+from bluegreen.core.planner import App, Observed
 
 from test_planner import NOW, OWNER, T1, after_switch, preview_waiting, steady_blue
 

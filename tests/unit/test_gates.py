@@ -10,11 +10,11 @@ from typing import Any
 import pydantic
 import pytest
 
-from bluegreen import gates, names, status
-from bluegreen.gates import Answer, RunKey, Tally
-from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus, HttpCheck
-from bluegreen.planner import App, Observed, Plan, plan
-from bluegreen.revision import revision_of
+from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus, HttpCheck
+from bluegreen.core import gates, names, status
+from bluegreen.core.gates import Answer, RunKey, Tally
+from bluegreen.core.planner import App, Observed, Plan, plan
+from bluegreen.core.revision import revision_of
 
 from test_planner import (
     NOW,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import urllib3
 
-from bluegreen.handlers import Runtime, is_api_outage
-from bluegreen.kube import ApiError
-from bluegreen.queue import Key
+from bluegreen.kube.errors import ApiError
+from bluegreen.runtime.handlers import Runtime, is_api_outage
+from bluegreen.runtime.queue import Key
 
 NS = "shop"
 
@@ -153,9 +153,9 @@ def test_a_check_result_wakes_its_app_on_the_event_loop() -> None:
 
 
 def test_forgetting_an_app_stops_its_checks() -> None:
-    from bluegreen.checker import Checker
-    from bluegreen.gates import Answer, Probe, RunKey
-    from bluegreen.models import HttpCheck
+    from bluegreen.api.models import HttpCheck
+    from bluegreen.core.gates import Answer, Probe, RunKey
+    from bluegreen.runtime.checker import Checker
 
     rt, _ = runtime()
     # No request leaves the test: the runner's transport answers by itself.

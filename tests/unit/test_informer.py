@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from bluegreen import informer, names
-from bluegreen.informer import Informer
-from bluegreen.kube import ApiError, Kube
-from bluegreen.store import Store
+from bluegreen.core import names
+from bluegreen.kube.client import Kube
+from bluegreen.kube.errors import ApiError
+from bluegreen.runtime import informer
+from bluegreen.runtime.informer import Informer
+from bluegreen.runtime.store import Store
 
 Obj = dict[str, Any]
 NS = "shop"

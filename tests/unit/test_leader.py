@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bluegreen.kube import ApiError, Kube, NotLeading
-from bluegreen.leader import LeaderElector, LeaseSettings
+from bluegreen.kube.client import Kube
+from bluegreen.kube.errors import ApiError, NotLeading
+from bluegreen.runtime.leader import LeaderElector, LeaseSettings
 
 from test_reconciler import FakeApi
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bluegreen import metrics, reconciler
-from bluegreen.kube import ApiError, NotLeading
-from bluegreen.queue import ReconcileQueue
+from bluegreen.kube import client
+from bluegreen.kube.errors import ApiError, NotLeading
+from bluegreen.runtime import metrics, reconciler
+from bluegreen.runtime.queue import ReconcileQueue
 
 from test_planner import T1, T2, deployment
 from test_reconciler import (
@@ -250,9 +251,9 @@ def test_api_requests_are_counted_by_verb_and_code(m: metrics.Metrics) -> None:
     def refused() -> Response:
         raise ConnectionRefusedError("no API server")
 
-    assert isinstance(metrics.api_call("POST", Response), Response)
+    assert isinstance(client.timed_call("POST", Response), Response)
     with pytest.raises(ConnectionRefusedError):
-        metrics.api_call("GET", refused)
+        client.timed_call("GET", refused)
     assert value(m, "bluegreen_api_requests_total", verb="POST", code="201") == 1
     assert value(m, "bluegreen_api_requests_total", verb="GET", code="<error>") == 1
     assert value(m, "bluegreen_api_request_duration_seconds_count", verb="POST") == 1

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from bluegreen import desired, names, planner, status
-from bluegreen.desired import Owner
-from bluegreen.models import BlueGreenAppSpec, BlueGreenAppStatus, Color
-from bluegreen.planner import App, Observed, Plan, plan
-from bluegreen.revision import revision_of
+from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, Color
+from bluegreen.core import desired, names, planner, status
+from bluegreen.core.desired import Owner
+from bluegreen.core.planner import App, Observed, Plan, plan
+from bluegreen.core.revision import revision_of
 
 Obj = dict[str, Any]
 

@@ -15,8 +15,9 @@ from kopf._cogs.clients import watching
 from kopf._core.reactor import queueing
 
 from bluegreen import __main__ as main
-from bluegreen import handlers, probes
-from bluegreen.leader import LeaseSettings
+from bluegreen.runtime import endpoints as probes
+from bluegreen.runtime import handlers
+from bluegreen.runtime.leader import LeaseSettings
 
 
 def free_port() -> int:

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from bluegreen import queue as queue_module
-from bluegreen.queue import Key, ReconcileQueue
+from bluegreen.runtime import queue as queue_module
+from bluegreen.runtime.queue import Key, ReconcileQueue
 
 A: Key = ("shop", "a")
 B: Key = ("shop", "b")
@@ -333,7 +333,7 @@ def test_an_outage_is_logged_once_and_its_end_once(
         api.up.set()
         await settle(q, 0.5)
 
-    with caplog.at_level("INFO", logger="bluegreen.queue"):
+    with caplog.at_level("INFO", logger="bluegreen.runtime.queue"):
         asyncio.run(scenario())
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unreachable" in m for m in messages) == 1, messages

@@ -21,14 +21,16 @@ from typing import Any
 import pytest
 import urllib3
 
-from bluegreen import names, planner, reconciler, status
 from bluegreen.__main__ import make_room_for_deep_objects
-from bluegreen.checker import Checker
-from bluegreen.gates import Probe, RunKey, Tally
-from bluegreen.kube import ApiError, Kube
-from bluegreen.models import KIND
-from bluegreen.revision import revision_of
-from bluegreen.store import Store
+from bluegreen.api.models import KIND
+from bluegreen.core import names, planner, status
+from bluegreen.core.gates import Probe, RunKey, Tally
+from bluegreen.core.revision import revision_of
+from bluegreen.kube.client import Kube
+from bluegreen.kube.errors import ApiError
+from bluegreen.runtime import reconciler
+from bluegreen.runtime.checker import Checker
+from bluegreen.runtime.store import Store
 
 from test_planner import NOW, T1, T2, deployment, replicaset, service, spec
 from test_planner import endpoints as endpoint_list
@@ -501,7 +503,7 @@ def test_planning_leaves_the_stored_objects_as_they_were() -> None:
     body = store.get(KIND, NS, NAME)
     assert body is not None
     app = reconciler.parse_app(body, status.recorded(body.get("status")))
-    planner.plan(app, reconciler.observe(store, app), NOW)
+    planner.plan(app, reconciler.children_from_store(store, app), NOW)
     after = {kind: store.get(kind, NS, name) for kind, name in reconciler.children_of(NAME)}
     assert after == before
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bluegreen import names
-from bluegreen.store import Store, slim
+from bluegreen.core import names
+from bluegreen.runtime.store import Store, slim
 
 Obj = dict[str, Any]
 NS = "shop"

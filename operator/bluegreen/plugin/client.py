@@ -14,8 +14,8 @@ from typing import Any
 import urllib3
 from kubernetes import client, config, watch
 
-from bluegreen import names
-from bluegreen.models import GROUP, PLURAL, SINGULAR, VERSION, Color
+from bluegreen.api.models import GROUP, PLURAL, SINGULAR, VERSION, Color
+from bluegreen.core import names
 from bluegreen.plugin.view import (
     Obj,
     PluginError,

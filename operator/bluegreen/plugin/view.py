@@ -16,9 +16,9 @@ from typing import Any
 
 import urllib3
 
-from bluegreen import names
-from bluegreen.clock import parse_time
-from bluegreen.models import GROUP, SINGULAR, VERSION, Color
+from bluegreen.api.models import GROUP, SINGULAR, VERSION, Color
+from bluegreen.core import names
+from bluegreen.core.clock import parse_time
 
 Obj = dict[str, Any]
 Deployments = Mapping[Color, Obj | None]

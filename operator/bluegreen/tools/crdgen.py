@@ -1,6 +1,6 @@
 """Generate the BlueGreenApp CRD from the pydantic models.
 
-``python -m bluegreen.crdgen DIR`` writes ``DIR/bluegreen.dev_bluegreenapps.yaml`` and
+``python -m bluegreen.tools.crdgen DIR`` writes ``DIR/bluegreen.dev_bluegreenapps.yaml`` and
 ``DIR/Kustomization``, which makes DIR a kustomization that deploy/ can include.
 Pydantic's JSON schema is turned into a Kubernetes structural schema: references inlined,
 titles dropped, ``X | None`` turned into ``nullable``, null defaults dropped.
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from bluegreen import models
+from bluegreen.api import models
 
 CRD_FILE_NAME = f"{models.GROUP}_{models.PLURAL}.yaml"
 # Not kustomization.yaml: `kubectl apply -f crds/` reads every *.yaml in the directory and

@@ -23,10 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bluegreen import desired, gates, names
-from bluegreen.clock import format_time, parse_time
-from bluegreen.desired import Obj, Owner
-from bluegreen.models import (
+from bluegreen.api.models import (
     BlueGreenAppSpec,
     BlueGreenAppStatus,
     CheckStage,
@@ -34,7 +31,10 @@ from bluegreen.models import (
     Color,
     Phase,
 )
-from bluegreen.revision import revision_of
+from bluegreen.core import desired, gates, names
+from bluegreen.core.clock import format_time, parse_time
+from bluegreen.core.desired import Obj, Owner
+from bluegreen.core.revision import revision_of
 
 Kind = Literal["Deployment", "Service", "Ingress", "Job"]
 
@@ -88,7 +88,7 @@ class Action:
 
 @dataclass(frozen=True)
 class Status:
-    """What ``status`` will say (:mod:`bluegreen.status` turns it into the status model).
+    """What ``status`` will say (:mod:`bluegreen.core.status` turns it into the status model).
 
     ``available`` is None when it is not known (the pass stopped before looking)."""
 

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bluegreen import metrics
+from bluegreen.runtime import metrics
 
 log = logging.getLogger(__name__)
 

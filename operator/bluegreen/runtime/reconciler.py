@@ -1,7 +1,7 @@
 """One reconcile of one BlueGreenApp: observe, plan, act, write the status once.
 
 Synchronous on purpose: the official client blocks, so the caller runs this in a thread.
-It plans from the store the watches feed (:mod:`bluegreen.store`), so a pass that writes
+It plans from the store the watches feed (:mod:`bluegreen.runtime.store`), so a pass that writes
 nothing sends no request. Every write carries the resourceVersion it was planned from and
 its answer goes straight into the store; a write refused because the view was stale (409,
 404) reads that one object afresh and plans again.
@@ -17,14 +17,16 @@ from typing import Any
 
 import pydantic
 
-from bluegreen import gates, metrics, names, planner, status
-from bluegreen.checker import Checker, NoChecks
-from bluegreen.clock import utcnow
-from bluegreen.desired import Owner
-from bluegreen.kube import ApiError, Kube
-from bluegreen.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
-from bluegreen.planner import Action, App, Observed, Plan
-from bluegreen.store import Store
+from bluegreen.api.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
+from bluegreen.core import gates, names, planner, status
+from bluegreen.core.clock import utcnow
+from bluegreen.core.desired import Owner
+from bluegreen.core.planner import Action, App, Observed, Plan
+from bluegreen.kube.client import Kube
+from bluegreen.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
+from bluegreen.runtime import metrics
+from bluegreen.runtime.checker import Checker, NoChecks
+from bluegreen.runtime.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +87,17 @@ def reconcile(
         app = parse_app(body, previous)
     except InvalidSpec as err:
         return stop("InvalidSpec", str(err))
+    # Missing RBAC for a read (a watch refused, or a read afresh): tell the user where they
+    # look, and look again later.
+    refusal = refused_read(store, app)
+    if refusal is not None:
+        return stop("Forbidden", unreadable(refusal), RETRY_AFTER_FORBIDDEN)
     try:
         refresh_pinned(kube, store, app)
-        observed = observe(store, app)
-        observed = observe_checks(store, app, observed, checker)
-    except ApiError as err:
-        if err.status != 403:
-            raise
-        # Missing RBAC for a read: tell the user where they look, and look again later.
-        message = f"the operator may not read its children: {err.message}"
-        return stop("Forbidden", message, RETRY_AFTER_FORBIDDEN)
+    except Forbidden as err:
+        return stop("Forbidden", unreadable(err.message), RETRY_AFTER_FORBIDDEN)
+    observed = children_from_store(store, app)
+    observed = with_checks(store, app, observed, checker)
     try:
         the_plan = planner.plan(app, observed, now)
     except Exception as err:
@@ -144,13 +147,22 @@ def children_of(app: str) -> list[tuple[str, str]]:
     ]
 
 
-def observe(store: Store, app: App) -> Observed:
+def unreadable(why: str) -> str:
+    return f"the operator may not read its children: {why}"
+
+
+def refused_read(store: Store, app: App) -> str | None:
+    """Why a kind the app's plan reads cannot be watched (RBAC), or None when all can."""
+    kinds = ["Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet"]
+    if gates.job_checks(app.spec):
+        kinds.append("Job")
+    reasons = (store.refused(kind, app.owner.namespace) for kind in kinds)
+    return next((reason for reason in reasons if reason is not None), None)
+
+
+def children_from_store(store: Store, app: App) -> Observed:
     """Every child by its fixed name, whoever owns it, and the Services' endpoints."""
     ns, name = app.owner.namespace, app.owner.name
-    for kind in ("Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet"):
-        refused = store.refused(kind, ns)
-        if refused is not None:
-            raise ApiError(403, "Forbidden", refused)
     deployments = {
         c: store.get("Deployment", ns, names.deployment_name(name, c)) for c in names.COLORS
     }
@@ -199,15 +211,12 @@ def _still_there(kube: Kube, body: Obj) -> bool:
     )
 
 
-def observe_checks(store: Store, app: App, observed: Observed, checker: Checker) -> Observed:
+def with_checks(store: Store, app: App, observed: Observed, checker: Checker) -> Observed:
     """What the gates need: the runner's tallies, and the app's check Jobs (from the store:
     the Jobs are watched as the other children)."""
     tallies = checker.tallies((app.owner.namespace, app.owner.name))
     jobs: list[Obj] = []
     if gates.job_checks(app.spec):
-        refused = store.refused("Job", app.owner.namespace)
-        if refused is not None:
-            raise ApiError(403, "Forbidden", refused)
         jobs = store.jobs_of(app.owner.namespace, app.owner.name)
     return replace(observed, check_tallies=tallies, jobs=jobs)
 
@@ -222,15 +231,15 @@ def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
         try:
             _perform(kube, store, ns, action)
         except ApiError as err:
-            if err.status in (404, 409) and action.verb != "delete":
+            if isinstance(err, NotFound | Conflict) and action.verb != "delete":
                 # The view was stale (it appeared, changed or went): read it, plan again.
                 read_afresh(kube, store, action.kind, ns, action.name)
                 outcome.requeue_after = RETRY_AFTER_CONFLICT
                 continue
-            if err.status == 403:
+            if isinstance(err, Forbidden):
                 # Missing RBAC: say so in the status, and look again later (it may be granted).
                 outcome.requeue_after = RETRY_AFTER_FORBIDDEN
-            elif not err.is_invalid:
+            elif not isinstance(err, Invalid):
                 raise
             failure = f"{action.kind} {action.name} was refused by the API server: {err.message}"
             log.warning("%s/%s: %s", ns, app_body["metadata"]["name"], failure)

@@ -1,7 +1,7 @@
 """Gates: the checks a new revision must pass before the switch, and keep passing after it.
 
 Pure, like the planner that calls it: no client, no clock, no sockets. The check runner
-(:mod:`bluegreen.checker`) sends the HTTP requests and folds each answer into a
+(:mod:`bluegreen.runtime.checker`) sends the HTTP requests and folds each answer into a
 :class:`Tally` with :func:`record`; the Job checks are the Jobs' own conditions. From those,
 :func:`evaluate` says where each check stands for one revision and whether the gate is
 open, and the planner decides: switch, wait, or (after a switch) switch back.
@@ -19,8 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bluegreen import names
-from bluegreen.models import (
+from bluegreen.api.models import (
     BlueGreenAppSpec,
     BlueGreenAppStatus,
     Check,
@@ -29,6 +28,7 @@ from bluegreen.models import (
     CheckStatus,
     HttpCheck,
 )
+from bluegreen.core import names
 
 Obj = dict[str, Any]
 

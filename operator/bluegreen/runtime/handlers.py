@@ -3,10 +3,10 @@
 Kopf is used for what it is good at (watching the apps, re-listing, liveness, the start
 and the end) and nothing else: no change-detecting handlers, so it keeps no bookkeeping on
 the BlueGreenApp (no annotations, no finalizers) for GitOps tools to see as drift.
-The children are listed once and watched by :mod:`bluegreen.informer` into the same
+The children are listed once and watched by :mod:`bluegreen.runtime.informer` into the same
 :class:`~bluegreen.store.Store`, before any app is reconciled; their events wake their app
 through its ``bluegreen.dev/app`` label. The reconcile itself runs in
-:mod:`bluegreen.reconciler`, from the store.
+:mod:`bluegreen.runtime.reconciler`, from the store.
 """
 
 from __future__ import annotations
@@ -20,13 +20,16 @@ from typing import Any
 import kopf
 import urllib3
 
-from bluegreen import names, probes, reconciler
-from bluegreen.checker import Checker
-from bluegreen.informer import Informer, wait_synced
-from bluegreen.kube import ApiError, Kube, plural_of
-from bluegreen.models import GROUP, KIND, PLURAL, VERSION
-from bluegreen.queue import Key, ReconcileQueue
-from bluegreen.store import CHILD_KINDS, Store
+from bluegreen.api.models import GROUP, KIND, PLURAL, VERSION
+from bluegreen.core import names
+from bluegreen.kube.client import Kube, plural_of
+from bluegreen.kube.errors import Outage
+from bluegreen.runtime import endpoints as probes
+from bluegreen.runtime import reconciler
+from bluegreen.runtime.checker import Checker
+from bluegreen.runtime.informer import Informer, wait_synced
+from bluegreen.runtime.queue import Key, ReconcileQueue
+from bluegreen.runtime.store import CHILD_KINDS, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,7 @@ SHUTDOWN_SECONDS = 10.0
 def is_api_outage(err: BaseException) -> bool:
     """The API server could not be reached or could not serve (overloaded, restarting):
     nothing is wrong with the app, retry as soon as it answers again."""
-    if isinstance(err, ApiError):
-        return err.status == 429 or err.status >= 500
-    return isinstance(err, OSError | urllib3.exceptions.HTTPError)
+    return isinstance(err, Outage | OSError | urllib3.exceptions.HTTPError)
 
 
 def _readiness_hook(

@@ -5,7 +5,7 @@ no request at all unless it writes. It stays safe because of how it is fed and u
 
 - Each kind is listed once, then watched from the listing's resourceVersion; a watch that
   expires (410 Gone) lists again and replaces what it held, so deletions missed meanwhile
-  go too (:mod:`bluegreen.informer`).
+  go too (:mod:`bluegreen.runtime.informer`).
 - Every write the operator makes carries the resourceVersion it was planned from; a stale
   view gets a 409 and a fresh read of that one object, never a wrong write.
 - A write's answer goes into the view at once (write-through): the next plan never sees an
@@ -27,8 +27,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from bluegreen import names
-from bluegreen.models import KIND
+from bluegreen.api.models import KIND
+from bluegreen.core import names
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)

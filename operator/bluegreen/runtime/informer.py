@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bluegreen.kube import ApiError, Kube
-from bluegreen.store import Store, resource_version
+from bluegreen.kube.client import Kube
+from bluegreen.kube.errors import ApiError, Forbidden, Unauthorized
+from bluegreen.runtime.store import Store, resource_version
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,12 @@ class Informer:
                 version = self._list()
                 failures = 0
                 self._watch_until_expired(version)
+            except (Forbidden, Unauthorized) as err:
+                self.store.refuse(self.kind, self.namespace, err.message or str(err))
+                self.synced.set()  # the apps report it; nothing to wait for
+                self._stop.wait(RETRY_AFTER_REFUSAL)
+                continue
             except ApiError as err:
-                if err.status in (401, 403):
-                    self.store.refuse(self.kind, self.namespace, err.message or str(err))
-                    self.synced.set()  # the apps report it; nothing to wait for
-                    self._stop.wait(RETRY_AFTER_REFUSAL)
-                    continue
                 failures += 1
                 self._pause(failures, err)
             except Exception as err:  # the API server unreachable, a broken stream

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bluegreen.models import Color
+from bluegreen.api.models import Color
 
 MANAGER = "bluegreen-operator"
 

@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bluegreen import gates
-from bluegreen.gates import Answer, Probe, RunKey, Tally
+from bluegreen.core import gates
+from bluegreen.core.gates import Answer, Probe, RunKey, Tally
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The BlueGreenApp API: the one description of it.
 
 These models validate the spec the operator reads, document every field, and generate
-the CRD schema in ``crds/`` (see :mod:`bluegreen.crdgen`). What a schema can say is said
+the CRD schema in ``crds/`` (see :mod:`bluegreen.tools.crdgen`). What a schema can say is said
 here (types, minimums, enums, required fields); what only the API server can judge (a pod
 template's details) is left to it and reported as a condition.
 """

@@ -8,8 +8,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bluegreen import names
-from bluegreen.models import GROUP, KIND, VERSION, BlueGreenAppSpec, Color, IngressSpec, JobCheck
+from bluegreen.api.models import (
+    GROUP,
+    KIND,
+    VERSION,
+    BlueGreenAppSpec,
+    Color,
+    IngressSpec,
+    JobCheck,
+)
+from bluegreen.core import names
 
 Obj = dict[str, Any]
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import pydantic
 
-from bluegreen.clock import format_time
-from bluegreen.models import BlueGreenAppStatus, Condition
-from bluegreen.planner import Action, Plan, Status
+from bluegreen.api.models import BlueGreenAppStatus, Condition
+from bluegreen.core.clock import format_time
+from bluegreen.core.planner import Action, Plan, Status
 
 Obj = dict[str, Any]
 Truth = Literal["True", "False", "Unknown"]

@@ -7,6 +7,7 @@ Every function is one request plus normalisation.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -16,19 +17,22 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import kubernetes
 from kubernetes.watch.watch import iter_resp_lines
 
-from bluegreen import metrics, names
-from bluegreen.clock import format_time, utcnow
-from bluegreen.models import GROUP, KIND, PLURAL, VERSION
+from bluegreen.api.models import GROUP, KIND, PLURAL, VERSION
+from bluegreen.core import names
+from bluegreen.core.clock import format_time, utcnow
+from bluegreen.kube.errors import ApiError, NoCredentials, NotFound, NotLeading
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Where each kind lives in the REST API.
 _BASES: Mapping[str, tuple[str, str]] = {
@@ -51,24 +55,30 @@ def plural_of(kind: str) -> str:
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-
-class ApiError(Exception):
-    """A request the API server refused, with its HTTP status and its own message."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-
-    @property
-    def is_invalid(self) -> bool:
-        """The request itself is wrong (bad input): retrying it unchanged cannot help."""
-        return self.status in (400, 422)
+# Called after every request with its verb, its answer's status code ("<error>" when none
+# came) and its duration. The metrics register here (controller-runtime's client adapter is
+# the model), so this module knows nothing of them.
+AnswerHook = Callable[[str, str, float], None]
+_answer_hooks: list[AnswerHook] = []
 
 
-class NotLeading(Exception):
-    """This replica does not hold the leader lease (any more): it must not write."""
+def on_answer(hook: AnswerHook) -> None:
+    """Call ``hook`` after every request of every client from now on."""
+    _answer_hooks.append(hook)
+
+
+def timed_call(verb: str, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Make one request (``call``) and tell the hooks of its answer."""
+    started = time.perf_counter()
+    code = "<error>"
+    try:
+        response = call(*args, **kwargs)
+        code = str(getattr(response, "status", "<error>"))
+        return response
+    finally:
+        seconds = time.perf_counter() - started
+        for hook in _answer_hooks:
+            hook(verb, code, seconds)
 
 
 class Kube:
@@ -95,7 +105,10 @@ class Kube:
         try:
             kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
+            try:
+                kubernetes.config.load_kube_config(client_configuration=config)  # type: ignore[no-untyped-call]
+            except kubernetes.config.ConfigException as err:
+                raise NoCredentials(str(err)) from None
         config.connection_pool_maxsize = pool_size
         return cls(kubernetes.client.ApiClient(configuration=config), timeout)
 
@@ -174,7 +187,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         method_, url, headers, body_, _ = serialized
-        response = metrics.api_call(
+        response = timed_call(
             method,
             self._client.call_api,
             method_,
@@ -210,10 +223,8 @@ class Kube:
         """The object, or None when it does not exist (404 is an answer, not an error)."""
         try:
             return self._request("GET", self.path(kind, namespace, name))
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
 
     def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
         """The whole list answer (its resourceVersion too), in one namespace or ("") all."""
@@ -236,7 +247,7 @@ class Kube:
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
-        response = metrics.api_call(
+        response = timed_call(
             "WATCH",
             self._client.call_api,
             method,
@@ -280,11 +291,8 @@ class Kube:
         body: Obj | None = {"preconditions": {"uid": uid}} if uid else None
         if propagation is not None:
             body = {**(body or {}), "propagationPolicy": propagation}
-        try:
+        with contextlib.suppress(NotFound):
             self._request("DELETE", self.path(kind, namespace, name), body=body)
-        except ApiError as err:
-            if err.status != 404:
-                raise
 
     def patch_app_status(self, namespace: str, name: str, status: Obj) -> Obj | None:
         """Merge-patch the BlueGreenApp's status subresource: the app as it is then, or
@@ -296,9 +304,7 @@ class Kube:
                 body={"status": status},
                 content_type="application/merge-patch+json",
             )
-        except ApiError as err:
-            if err.status != 404:
-                raise
+        except NotFound:
             return None
 
     def post_event(self, app: Obj, type_: str, reason: str, message: str) -> None:

@@ -27,8 +27,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from bluegreen.models import BlueGreenAppStatus, Phase
-from bluegreen.planner import Action, App, Plan
+from bluegreen.api.models import BlueGreenAppStatus, Phase
+from bluegreen.core.planner import Action, App, Plan
+from bluegreen.kube import client
+from bluegreen.kube.errors import ApiError, NotLeading, Outage
 
 Key = tuple[str, str]  # (namespace, name)
 P = ParamSpec("P")
@@ -240,12 +242,10 @@ class Metrics:
 
 def error_reason(err: BaseException) -> str:
     """A fixed word for what made a pass fail (a bounded label)."""
-    from bluegreen.kube import ApiError, NotLeading  # kube.py itself reports to this module
-
     if isinstance(err, NotLeading):
         return "NotLeading"
     if isinstance(err, ApiError):
-        return "ApiUnavailable" if err.status == 429 or err.status >= 500 else "ApiError"
+        return "ApiUnavailable" if isinstance(err, Outage) else "ApiError"
     if isinstance(err, OSError) or type(err).__module__.startswith("urllib3"):
         return "ApiUnreachable"
     return "Unexpected"
@@ -260,6 +260,14 @@ def current() -> Metrics:
     return _current
 
 
+def _count_answer(verb: str, code: str, seconds: float) -> None:
+    _current.api_answered(verb, code, seconds)
+
+
+# Every request of every client is counted, whichever Metrics is current then.
+client.on_answer(_count_answer)
+
+
 def use(metrics: Metrics) -> Metrics:
     """Make ``metrics`` the one the hooks report to; returns the previous one."""
     global _current
@@ -268,18 +276,6 @@ def use(metrics: Metrics) -> Metrics:
 
 
 # -------------------------------------------------------------------- hooks for other modules
-
-
-def api_call(verb: str, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Make one request (``call``) and count it with its answer's status code."""
-    started = time.perf_counter()
-    code = "<error>"
-    try:
-        response = call(*args, **kwargs)
-        code = str(getattr(response, "status", "<error>"))
-        return response
-    finally:
-        _current.api_answered(verb, code, time.perf_counter() - started)
 
 
 def timed_reconcile(fn: Callable[P, R]) -> Callable[P, R]:

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bluegreen.clock import utcnow
-from bluegreen.kube import ApiError, Kube
+from bluegreen.core.clock import utcnow
+from bluegreen.kube.client import Kube
+from bluegreen.kube.errors import ApiError, Conflict
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,10 @@ class LeaderElector:
                 if not self._may_take(lease):
                     return False
                 self.kube.replace(s.namespace, self._taken(lease))
+        except Conflict:
+            return False  # someone else wrote it first; try next round
         except ApiError as err:
-            if err.status != 409:  # 409: someone else wrote it first; try next round
-                log.warning("leader election: %s", err)
+            log.warning("leader election: %s", err)
             return False
         except OSError as err:
             log.warning("leader election: the API server did not answer: %s", err)

@@ -1,0 +1,1 @@
+"""The API: the pydantic contract the CRD is generated from."""

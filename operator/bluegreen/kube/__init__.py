@@ -1,0 +1,1 @@
+"""The one door to the API server: its client and its typed errors."""

@@ -1,0 +1,1 @@
+"""The running operator: handlers, watches, store, queue, reconcile, checks, leader, metrics."""
