@@ -91,7 +91,9 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         pytest.param("tests/conftest.py", True, id="everything-else-out"),
         pytest.param("operator/bluegreen/kube/client.py", False, id="package-source"),
         pytest.param("operator/bluegreen_operator.egg-info/PKG-INFO", True, id="egg-info"),
-        pytest.param("operator/bluegreen/kube/__pycache__/client.cpython-311.pyc", True, id="pycache"),
+        pytest.param(
+            "operator/bluegreen/kube/__pycache__/client.cpython-311.pyc", True, id="pycache"
+        ),
     ],
 )
 def test_dockerignore_reading(path: str, excluded: bool) -> None:
