@@ -323,7 +323,7 @@ def test_image_entrypoint_and_cmd_run_the_installed_operator(
     ).stdout.strip()
     assert "site-packages" in site and Path(site).is_relative_to(image.root)  # not editable
     # Compiled at install time: nothing needs writing at run time.
-    assert list((Path(site).parent / "__pycache__").glob("kube.*.pyc"))
+    assert list((Path(site).parent / "kube" / "__pycache__").glob("client.*.pyc"))
 
     args, url = on_local_port(image.cmd, free_port())
     # --namespace: with the CMD alone it would serve every namespace, and so take over the

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 APP = "hello"
 # One watch per kind the operator follows (the apps and six child kinds), in its namespace.
 WATCHES = 7
-WRITE_LINE = re.compile(r"bluegreen\.reconciler: \S+: (\w+) ")
+WRITE_LINE = re.compile(r"bluegreen\.runtime\.reconciler: \S+: (\w+) ")
 
 
 @pytest.fixture
