@@ -17,8 +17,7 @@ import kopf
 
 from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import NoCredentials
-from bluegreen.runtime import endpoints as probes
-from bluegreen.runtime import metrics, store
+from bluegreen.runtime import endpoints, metrics, store
 from bluegreen.runtime.leader import LeaderElector, LeaseSettings
 
 # A replica that lost the lease exits with this code and is restarted as a standby.
@@ -101,52 +100,52 @@ def lease_settings(args: argparse.Namespace) -> LeaseSettings:
     )
 
 
-def endpoints(args: argparse.Namespace, readiness: probes.Readiness) -> probes.Server:
+def http_server(args: argparse.Namespace, readiness: endpoints.Readiness) -> endpoints.Server:
     """/metrics and readiness, on one server when they share an address. Not the liveness
     endpoint: Kopf serves that (a standby's is :func:`standby_liveness`)."""
-    server = probes.Server()
+    server = endpoints.Server()
     if args.metrics_address:
-        server.route(probes.split_address(args.metrics_address), "/metrics", scrape)
+        server.route(endpoints.split_address(args.metrics_address), "/metrics", scrape)
     if args.readiness:
-        server.route(*probes.url_address(args.readiness), readiness.answer)
+        server.route(*endpoints.url_address(args.readiness), readiness.answer)
     if args.liveness:
-        (_, liveness_port), _ = probes.url_address(args.liveness)
+        (_, liveness_port), _ = endpoints.url_address(args.liveness)
         if liveness_port in server.ports():
             raise ValueError(f"port {liveness_port} is the liveness endpoint's (Kopf's own)")
     return server
 
 
-def scrape(headers: probes.Headers) -> probes.Answer:
+def scrape(headers: endpoints.Headers) -> endpoints.Answer:
     body, content_type = metrics.current().exposition(headers.get("Accept") or "")
     return 200, content_type, body
 
 
-def standby_liveness(url: str | None, elector: LeaderElector) -> probes.Server:
+def standby_liveness(url: str | None, elector: LeaderElector) -> endpoints.Server:
     """While a replica waits for the lease, Kopf does not run yet: answer its liveness
     probe meanwhile. Alive while the election loop keeps trying (a round every retry
     period, each request at most REQUEST_SECONDS); stuck for three rounds, it is not, and
     the kubelet restarts it."""
-    server = probes.Server()
+    server = endpoints.Server()
     if url is None:
         return server
     stuck_after = 3 * (elector.settings.retry_period + REQUEST_SECONDS)
 
-    def answer(headers: probes.Headers) -> probes.Answer:
+    def answer(headers: endpoints.Headers) -> endpoints.Answer:
         if elector.tried_within(stuck_after):
-            return probes.alive(headers)
-        return 503, probes.TEXT, f"no leader election round for {stuck_after:g}s\n".encode()
+            return endpoints.alive(headers)
+        return 503, endpoints.TEXT, f"no leader election round for {stuck_after:g}s\n".encode()
 
-    server.route(*probes.url_address(url), answer)
+    server.route(*endpoints.url_address(url), answer)
     return server
 
 
-def lead(kube: Kube, args: argparse.Namespace, readiness: probes.Readiness) -> LeaderElector:
+def lead(kube: Kube, args: argparse.Namespace, readiness: endpoints.Readiness) -> LeaderElector:
     """Wait for the lease, then keep it; losing it ends the process at once (its writes are
     fenced already): the replica restarts as a standby."""
     elector = LeaderElector(kube, lease_settings(args))
     metrics.current().track_leader(elector.is_leading)
     readiness.standby(f"{args.lease_namespace}/{args.lease_name}")
-    with probes.serving(standby_liveness(args.liveness, elector)):
+    with endpoints.serving(standby_liveness(args.liveness, elector)):
         elector.acquire()
 
     def lost() -> None:
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     make_room_for_deep_objects()
     from bluegreen.runtime import handlers  # registers the Kopf handlers
 
-    readiness = probes.Readiness()
+    readiness = endpoints.Readiness()
     try:
         # Workers' requests, and one long-held connection per watch.
         watches = len(store.CHILD_KINDS) * max(1, len(args.namespace))
@@ -198,11 +197,11 @@ def main(argv: list[str] | None = None) -> None:
     except NoCredentials as err:
         sys.exit(f"bluegreen-operator: no cluster credentials: {err} (set KUBECONFIG)")
     try:
-        server = endpoints(args, readiness)
+        server = http_server(args, readiness)
     except ValueError as err:
         sys.exit(f"bluegreen-operator: {err}")
     # Before the lease: a standby is scraped and probed too.
-    with probes.serving(server):
+    with endpoints.serving(server):
         try:
             elector = lead(kube, args, readiness) if args.leader_elect else None
         except ValueError as err:
@@ -210,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         if elector is None:
             metrics.current().track_leader(lambda: True)
         readiness.leading()
-        probes.follow_kopf_listings(readiness)
+        endpoints.follow_kopf_listings(readiness)
         scope = ", ".join(args.namespace) if args.namespace else "all namespaces"
         logging.getLogger("bluegreen").info(
             "bluegreen-operator watching BlueGreenApps in %s", scope
@@ -223,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
                 elector.release()
 
 
-def run_operator(kube: Kube, args: argparse.Namespace, readiness: probes.Readiness) -> None:
+def run_operator(kube: Kube, args: argparse.Namespace, readiness: endpoints.Readiness) -> None:
     kopf.run(
         # Kopf would name itself after getpass.getuser(), which fails for a numeric uid with
         # no passwd entry (as in the image); the identity only labels this process anyway.

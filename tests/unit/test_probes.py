@@ -15,8 +15,7 @@ from kopf._cogs.clients import watching
 from kopf._core.reactor import queueing
 
 from bluegreen import __main__ as main
-from bluegreen.runtime import endpoints as probes
-from bluegreen.runtime import handlers
+from bluegreen.runtime import endpoints, handlers
 from bluegreen.runtime.leader import LeaseSettings
 
 
@@ -39,14 +38,14 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_a_standby_is_ready_and_says_it_stands_by() -> None:
-    r = probes.Readiness()
+    r = endpoints.Readiness()
     assert r.state()[0] is False  # starting: not ready before it knows its role
     r.standby("bluegreen-system/bluegreen-operator")
     assert r.state() == (True, "standby: waiting for lease bluegreen-system/bluegreen-operator")
 
 
 def test_a_leader_is_ready_once_every_watch_has_listed() -> None:
-    r = probes.Readiness()
+    r = endpoints.Readiness()
     r.leading()
     assert r.state() == (False, "leading: the watches have not started yet")
     r.watch_started("deployments in shop")
@@ -60,7 +59,7 @@ def test_a_leader_is_ready_once_every_watch_has_listed() -> None:
 
 
 def test_a_replica_stopping_is_not_ready() -> None:
-    r = probes.Readiness()
+    r = endpoints.Readiness()
     r.leading()
     r.watch_started("x")
     r.watch_listed("x")
@@ -91,10 +90,10 @@ class Resource:
 def test_the_end_of_a_kopf_listing_makes_the_leader_ready(kopf_stream: list[Any]) -> None:
     event = {"type": None, "object": {}}
     kopf_stream += [event, watching.Bookmark.LISTED, {"type": "ADDED", "object": {}}]
-    r = probes.Readiness()
+    r = endpoints.Readiness()
     r.leading()
-    probes.follow_kopf_listings(r)
-    probes.follow_kopf_listings(r)  # idempotent: wrapped once
+    endpoints.follow_kopf_listings(r)
+    endpoints.follow_kopf_listings(r)  # idempotent: wrapped once
 
     async def consume() -> list[Any]:
         stream = watching.infinite_watch(resource=Resource(), namespace="shop")
@@ -121,12 +120,12 @@ def test_kopf_still_marks_the_end_of_its_listings_where_we_look() -> None:
 
 def test_the_server_answers_each_route_and_404_elsewhere() -> None:
     port = free_port()
-    r = probes.Readiness()
+    r = endpoints.Readiness()
     r.standby("ns/lease")
-    server = probes.Server()
+    server = endpoints.Server()
     server.route(("127.0.0.1", port), "/readyz", r.answer)
-    server.route(("127.0.0.1", port), "/healthz", probes.alive)
-    with probes.serving(server):
+    server.route(("127.0.0.1", port), "/healthz", endpoints.alive)
+    with endpoints.serving(server):
         assert get(f"http://127.0.0.1:{port}/readyz") == (
             200,
             "standby: waiting for lease ns/lease\n",
@@ -142,9 +141,9 @@ def test_metrics_and_readiness_share_one_server_when_they_share_an_address() -> 
     args = main.parse_args(
         [f"--metrics-address=127.0.0.1:{port}", f"--readiness=http://127.0.0.1:{port}/readyz"]
     )
-    r = probes.Readiness()
+    r = endpoints.Readiness()
     r.standby("ns/lease")
-    with probes.serving(main.endpoints(args, r)):
+    with endpoints.serving(main.http_server(args, r)):
         status, body = get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and "bluegreen_leader" in body
         assert get(f"http://127.0.0.1:{port}/readyz")[0] == 200
@@ -162,11 +161,11 @@ def test_metrics_and_readiness_share_one_server_when_they_share_an_address() -> 
 )
 def test_bad_or_clashing_addresses_are_refused(argv: list[str]) -> None:
     with pytest.raises(ValueError):
-        main.endpoints(main.parse_args(argv), probes.Readiness())
+        main.http_server(main.parse_args(argv), endpoints.Readiness())
 
 
 def test_no_flag_no_server() -> None:
-    assert main.endpoints(main.parse_args([]), probes.Readiness()).ports() == set()
+    assert main.http_server(main.parse_args([]), endpoints.Readiness()).ports() == set()
 
 
 class StuckElector:
@@ -185,7 +184,7 @@ def test_a_standby_is_alive_while_its_election_loop_keeps_trying(ago: float, sta
     """Three rounds of the retry period (2 s) plus the request timeout (5 s): 21 s."""
     port = free_port()
     server = main.standby_liveness(f"http://127.0.0.1:{port}/healthz", StuckElector(ago))  # type: ignore[arg-type]
-    with probes.serving(server):
+    with endpoints.serving(server):
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == status
 
 
@@ -195,7 +194,7 @@ def test_a_standby_is_alive_while_its_election_loop_keeps_trying(ago: float, sta
 )
 def test_each_child_watch_is_named_by_its_resource(kind: str, watch: str) -> None:
     """The name readiness gives when that watch has not listed yet."""
-    r = probes.Readiness()
+    r = endpoints.Readiness()
     r.leading()
     handlers._readiness_hook(r, kind, "shop")
     assert r.state() == (False, f"leading: waiting for the initial listing of {watch}")

@@ -24,8 +24,7 @@ from bluegreen.api.models import GROUP, KIND, PLURAL, VERSION
 from bluegreen.core import names
 from bluegreen.kube.client import Kube, plural_of
 from bluegreen.kube.errors import Outage
-from bluegreen.runtime import endpoints as probes
-from bluegreen.runtime import reconciler
+from bluegreen.runtime import endpoints, reconciler
 from bluegreen.runtime.checker import Checker
 from bluegreen.runtime.informer import Informer, wait_synced
 from bluegreen.runtime.queue import Key, ReconcileQueue
@@ -64,7 +63,7 @@ def is_api_outage(err: BaseException) -> bool:
 
 
 def _readiness_hook(
-    readiness: probes.Readiness | None, kind: str, namespace: str
+    readiness: endpoints.Readiness | None, kind: str, namespace: str
 ) -> Callable[[], None]:
     """Tell the readiness endpoint when one watch of children has listed (it is not ready
     before every watch has, nor while one cannot list)."""
@@ -82,7 +81,7 @@ class Runtime:
         self,
         kube: Kube,
         namespaces: list[str] | None = None,
-        readiness: probes.Readiness | None = None,
+        readiness: endpoints.Readiness | None = None,
         checks_via_node_port: str | None = None,
     ) -> None:
         self.kube = kube

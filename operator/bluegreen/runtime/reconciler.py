@@ -26,7 +26,7 @@ from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from bluegreen.runtime import metrics
 from bluegreen.runtime.checker import Checker, NoChecks
-from bluegreen.runtime.store import Store
+from bluegreen.runtime.store import CHILD_KINDS, Store
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +153,9 @@ def unreadable(why: str) -> str:
 
 def refused_read(store: Store, app: App) -> str | None:
     """Why a kind the app's plan reads cannot be watched (RBAC), or None when all can."""
-    kinds = ["Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet"]
-    if gates.job_checks(app.spec):
-        kinds.append("Job")
+    # The check Jobs matter only to an app with Job checks.
+    reads_jobs = bool(gates.job_checks(app.spec))
+    kinds = (kind for kind in CHILD_KINDS if kind != "Job" or reads_jobs)
     reasons = (store.refused(kind, app.owner.namespace) for kind in kinds)
     return next((reason for reason in reasons if reason is not None), None)
 
