@@ -45,6 +45,11 @@ node-binaries: ## build (or reuse) the real node's binaries and images, where th
 	@if why=$$(hack/real-node.sh check-host); then hack/build-node.sh && hack/node-images.sh; \
 	else echo "no real node on this host ($$why): its tests will skip"; fi
 
+.PHONY: image
+image: ## build (or reuse) the operator's image from the Dockerfile (buildah, Debian base); size and layers
+	@if [[ $$(id -u) == 0 ]]; then hack/build-image.sh >/dev/null; \
+	else echo "building the image needs root (buildah, mmdebstrap): its tests will skip"; fi
+
 .PHONY: real-node
 real-node: cluster node-binaries ## add a real node (containerd, kubelet, kube-proxy) beside the kwok nodes
 	hack/real-node.sh up
@@ -71,7 +76,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries ## everything, set-up included
+test: venv lint binaries argocd node-binaries image ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts
