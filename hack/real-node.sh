@@ -3,13 +3,16 @@
 # + runc + a CNI bridge + kubelet + kube-proxy, so pods really run, probes really probe and
 # a Service really routes packets.
 #
-# Usage: hack/real-node.sh up|down|status
+# Usage: hack/real-node.sh up|down|status|import-image ARCHIVE...
 #   up      start the node (the control plane must be up), wait until it is Ready and its
 #           images are imported; idempotent
 #   down    stop it and remove every trace it left on the host: processes, containers,
 #           mounts, network namespaces, the bridge and veths, kube-proxy's and the kubelet's
 #           iptables/nftables rules, cgroups, the sysctls it changed, its Node object
-#   status  exit 0 when containerd, kubelet and kube-proxy run and the Node is Ready
+#   status  exit 0 when containerd, kubelet, kube-proxy and the API server's relay run and
+#           the Node is Ready
+#   import-image ARCHIVE...  import `docker save` archives (hack/build-image.sh's) into the
+#           node's containerd, for pods with imagePullPolicy Never or IfNotPresent
 #
 # Needs root, Linux, and the host packages of hack/host-packages.sh (installed when missing).
 #
@@ -48,7 +51,7 @@ KUBELET_PORT=$((10450 + OFFSET))
 KUBELET_HEALTHZ_PORT=$((10448 + OFFSET))
 PROXY_METRICS_PORT=$((10449 + OFFSET))
 PROXY_HEALTHZ_PORT=$((10456 + OFFSET))
-COMPONENTS=(containerd kubelet kube-proxy)
+COMPONENTS=(containerd kubelet kube-proxy apiserver-relay)
 # Sysctls the node's components may change (kubelet's kernel defaults, kube-proxy's
 # route_localnet for localhost NodePorts, the bridge plugin's ip_forward): saved at `up`,
 # put back at `down`.
@@ -109,7 +112,7 @@ leftovers() {
     [[ $p == "$$" || $p == "$BASHPID" ]] && continue
     if { tr '\0' ' ' <"/proc/${p}/cmdline"; } 2>/dev/null | grep -qF -- "${dir}/"; then
       case $(readlink "/proc/${p}/exe" 2>/dev/null) in
-        */containerd | */kubelet | */kube-proxy | */containerd-shim-runc-v2) echo "$p" ;;
+        */containerd | */kubelet | */kube-proxy | */containerd-shim-runc-v2 | */socat) echo "$p" ;;
       esac
     fi
   done
@@ -341,6 +344,40 @@ make_bridge() {
 
 # --- health ----------------------------------------------------------------------------------
 
+# Pods reach the API server as in any cluster, through the `kubernetes` Service
+# (KUBERNETES_SERVICE_HOST, 10.96.0.1:443, routed by kube-proxy) to its endpoint. The API
+# server here listens on 127.0.0.1 only, which no pod can reach: a relay on the pods'
+# gateway address forwards to it, and the Service's EndpointSlice names the relay.
+APISERVER_SLICE=kubernetes-real-node
+apiserver_port() { awk '$1 == "server:" {print $2; exit}' "${cluster}/kubeconfig" | sed 's/.*://'; }
+relay_healthy() { (exec 3<>"/dev/tcp/${POD_GATEWAY}/$(apiserver_port)") 2>/dev/null; }
+start_relay() {
+  log "starting apiserver-relay"
+  # -lf: its log, which also puts the node's dir in its command line (is_ours)
+  setsid socat -lf "${logs}/apiserver-relay.log" \
+    "TCP-LISTEN:$(apiserver_port),bind=${POD_GATEWAY},fork,reuseaddr" \
+    "TCP:127.0.0.1:$(apiserver_port)" </dev/null >/dev/null 2>&1 9>&- &
+  echo $! >"${pids}/apiserver-relay.pid"
+}
+apiserver_slice() {
+  cat <<EOF
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${APISERVER_SLICE}
+  namespace: default
+  labels:
+    kubernetes.io/service-name: kubernetes
+    endpointslice.kubernetes.io/managed-by: real-node.bluegreen.dev
+addressType: IPv4
+endpoints:
+- addresses: ["${POD_GATEWAY}"]
+  conditions: {ready: true}
+ports:
+- {name: https, port: $(apiserver_port), protocol: TCP}
+EOF
+}
+
 containerd_ready() { "${node_bin}/ctr" --address "${dir}/containerd.sock" version; }
 kubelet_healthy() { [[ $(curl -sf --max-time 2 "http://127.0.0.1:${KUBELET_HEALTHZ_PORT}/healthz") == ok ]]; }
 proxy_healthy() { curl -sf --max-time 2 "http://127.0.0.1:${PROXY_HEALTHZ_PORT}/healthz" >/dev/null; }
@@ -353,6 +390,7 @@ healthy() {
     containerd) containerd_ready ;;
     kubelet) kubelet_healthy ;;
     kube-proxy) proxy_healthy ;;
+    apiserver-relay) relay_healthy ;;
   esac
 }
 
@@ -447,6 +485,10 @@ cmd_up() {
   # The controller-manager here does not allocate node CIDRs: the Node is created with its
   # own range (and its taint and label) before the kubelet registers it.
   kubectl get node "$NODE_NAME" >/dev/null 2>&1 || node_manifest | kubectl create -f - >/dev/null
+
+  running apiserver-relay || start_relay
+  wait_until apiserver-relay 10 relay_healthy
+  apiserver_slice | kubectl apply -f - >/dev/null
 
   if ! running kubelet; then
     start kubelet --config="${dir}/kubelet.yaml" --kubeconfig="${dir}/kubelet.kubeconfig" \
@@ -600,7 +642,7 @@ cmd_down() {
   node_bin=$(cat "${dir}/bin-dir" 2>/dev/null || true)
   cp_bin=$("${repo}/hack/build-control-plane.sh" --print-bin-dir 2>/dev/null || true)
   # the kubelet first, so it does not restart what is being stopped
-  for p in kubelet kube-proxy; do
+  for p in kubelet kube-proxy apiserver-relay; do
     running "$p" && { log "stopping ${p}"; stop_pids "$(pid_of "$p")"; }
   done
   stop_containers
@@ -622,6 +664,7 @@ cmd_down() {
   [[ -d /var/log/containers ]] && find /var/log/containers -maxdepth 1 -lname "${dir}/*" -delete
   if [[ -x ${cp_bin}/kubectl ]] && "${repo}/hack/cluster.sh" status >/dev/null 2>&1; then
     kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
+    kubectl -n default delete endpointslice "$APISERVER_SLICE" --ignore-not-found >/dev/null 2>&1 || true
   fi
   left=$(remaining_traces)
   [[ -z $left ]] || die "could not remove everything; still there: ${left}"
@@ -630,8 +673,21 @@ cmd_down() {
   log "stopped; removed ${dir}"
 }
 
+cmd_import_image() {
+  local archive
+  [[ $# -gt 0 ]] || die "usage: $0 import-image ARCHIVE..."
+  find_bins "$(cat "${dir}/bin-dir" 2>/dev/null || true)"
+  containerd_ready >/dev/null 2>&1 || die "the real node is not up: run 'hack/real-node.sh up' first"
+  for archive in "$@"; do
+    "${node_bin}/ctr" --address "${dir}/containerd.sock" -n k8s.io images import "$archive" >/dev/null ||
+      die "cannot import ${archive}"
+    log "imported ${archive}"
+  done
+}
+
 case ${1:-} in
   up) cmd_up ;;
+  import-image) shift; cmd_import_image "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   check-host)
@@ -640,7 +696,7 @@ case ${1:-} in
     [[ -z $why ]] || { echo "$why"; exit 1; }
     ;;
   *)
-    echo "usage: $0 up|down|status|check-host" >&2
+    echo "usage: $0 up|down|status|check-host|import-image ARCHIVE..." >&2
     exit 2
     ;;
 esac

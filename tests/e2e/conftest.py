@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import image as built_image
 import realnode
 from driver import Driver
+from image import Image
 from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
 
@@ -43,6 +45,15 @@ def real_node(kube_cluster: KubeCluster) -> Iterator[None]:
     yield
     if started:
         realnode.down()
+
+
+@pytest.fixture(scope="session")
+def image() -> Image:
+    """The operator's image as `make image` builds it (built here when missing)."""
+    reason = built_image.unbuildable_reason()
+    if reason:
+        pytest.skip(reason)
+    return built_image.built()
 
 
 @pytest.fixture

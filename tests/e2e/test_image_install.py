@@ -33,9 +33,8 @@ from typing import Any
 import pytest
 import yaml
 
-import image as built_image
 from driver import Driver
-from image import Image
+from image import Image, unpack
 from kubehelpers import KubeCluster, wait_for
 from specs import hello, template
 
@@ -46,14 +45,6 @@ REPO = Path(__file__).resolve().parents[2]
 NAMESPACED_OVERLAY = REPO / "deploy" / "overlays" / "namespaced"
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 COMPILERS = ("gcc", "cc", "c++", "g++", "clang", "make", "ld", "as")
-
-
-@pytest.fixture(scope="module")
-def image() -> Image:
-    reason = built_image.unbuildable_reason()
-    if reason:
-        pytest.skip(reason)
-    return built_image.built()
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ def root(image: Image) -> Iterator[Root]:
     path = Path(tempfile.mkdtemp(prefix="bluegreen-image-"))
     path.chmod(0o755)
     try:
-        built_image.unpack(image, path)
+        unpack(image, path)
         # The mount points a container runtime makes before the root turns read-only.
         for mount_point in ("dev", "run/secrets/kubernetes.io/serviceaccount"):
             (path / mount_point).mkdir(parents=True, exist_ok=True)
