@@ -42,7 +42,8 @@ cluster-down: ## stop the local control plane and remove its state
 
 .PHONY: node-binaries
 node-binaries: ## build (or reuse) the real node's binaries and images, where this host can run one
-	@if why=$$(hack/real-node.sh check-host); then hack/build-node.sh && hack/node-images.sh; \
+	@if why=$$(hack/real-node.sh check-host); then \
+	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh; \
 	else echo "no real node on this host ($$why): its tests will skip"; fi
 
 .PHONY: image

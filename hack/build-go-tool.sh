@@ -2,8 +2,9 @@
 # Build (or reuse) a tool the tests run, from the pinned Go module in hack/tools/<name>:
 #   helm     helm.sh/helm/v4 (cmd/helm): the chart's lint, render, install and upgrade
 #   coredns  github.com/coredns/coredns: the cluster DNS of the real node's pods
-# Every package tools.go imports is built. Like hack/build-control-plane.sh, into a cache
-# outside the clone keyed on the tool's go.mod, go.sum and tools.go:
+# Every package tools.go imports is built, or, where the module is a main package of its own
+# (main.go: CoreDNS with the plugins it needs), that one. Like hack/build-control-plane.sh, into a cache
+# outside the clone keyed on the tool's go.mod, go.sum and Go files:
 #   ${BLUEGREEN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bluegreen-operator}/bin/<name>-<key>/
 # Go's own build cache is the one every other build here shares.
 #
@@ -23,18 +24,22 @@ module_dir=${repo}/hack/tools/${name}
 LOG_PREFIX=build-go-tool
 # shellcheck source=hack/lib.sh
 . "${repo}/hack/lib.sh"
-[[ -n $name && -f ${module_dir}/tools.go ]] || die "usage: $0 helm|coredns [--print-bin-dir]"
+[[ -n $name && -f ${module_dir}/go.mod ]] || die "usage: $0 helm|coredns [--print-bin-dir]"
 shift
 
 key=$({
   echo "build-script-version=${BUILD_SCRIPT_VERSION}"
-  cat "${module_dir}/go.mod" "${module_dir}/go.sum" "${module_dir}/tools.go"
+  cat "${module_dir}/go.mod" "${module_dir}/go.sum" "${module_dir}"/*.go
 } | cache_key)
 use_cached_build bin "${name}-${key}" "$@"
 
 export GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0
 command -v go >/dev/null || die "Go is not installed; install it and put it on PATH"
-packages=$(sed -n 's/^\t_ "\(.*\)"$/\1/p' "${module_dir}/tools.go")
+if [[ -f ${module_dir}/tools.go ]]; then
+  packages=$(sed -n 's/^\t_ "\(.*\)"$/\1/p' "${module_dir}/tools.go")
+else
+  packages=.
+fi
 modver() { (cd "$module_dir" && go list -m -f '{{.Version}}' "$1"); }
 
 # The version each tool reports, stamped as its own release build stamps it.

@@ -9,8 +9,8 @@
 #   down    stop it and remove every trace it left on the host: processes, containers,
 #           mounts, network namespaces, the bridge and veths, kube-proxy's and the kubelet's
 #           iptables/nftables rules, cgroups, the sysctls it changed, its Node object
-#   status  exit 0 when containerd, kubelet, kube-proxy and the API server's relay run and
-#           the Node is Ready
+#   status  exit 0 when containerd, kubelet, kube-proxy, the API server's relay and the
+#           cluster DNS (CoreDNS) run and the Node is Ready
 #   import-image ARCHIVE...  import `docker save` archives (hack/build-image.sh's) into the
 #           node's containerd, for pods with imagePullPolicy Never or IfNotPresent
 #
@@ -51,7 +51,13 @@ KUBELET_PORT=$((10450 + OFFSET))
 KUBELET_HEALTHZ_PORT=$((10448 + OFFSET))
 PROXY_METRICS_PORT=$((10449 + OFFSET))
 PROXY_HEALTHZ_PORT=$((10456 + OFFSET))
-COMPONENTS=(containerd kubelet kube-proxy apiserver-relay)
+COMPONENTS=(containerd kubelet kube-proxy apiserver-relay coredns)
+# The cluster DNS, as in any cluster: the kube-dns Service at this address (in the Service
+# range), its endpoint CoreDNS on the pods' gateway, the kubelet's clusterDNS for every pod.
+DNS_SERVICE_IP=10.96.0.10
+CLUSTER_DOMAIN=cluster.local
+DNS_HEALTH_PORT=$((10457 + OFFSET))
+DNS_READY_PORT=$((10458 + OFFSET))
 # Sysctls the node's components may change (kubelet's kernel defaults, kube-proxy's
 # route_localnet for localhost NodePorts, the bridge plugin's ip_forward): saved at `up`,
 # put back at `down`.
@@ -112,7 +118,7 @@ leftovers() {
     [[ $p == "$$" || $p == "$BASHPID" ]] && continue
     if { tr '\0' ' ' <"/proc/${p}/cmdline"; } 2>/dev/null | grep -qF -- "${dir}/"; then
       case $(readlink "/proc/${p}/exe" 2>/dev/null) in
-        */containerd | */kubelet | */kube-proxy | */containerd-shim-runc-v2 | */socat) echo "$p" ;;
+        */containerd | */kubelet | */kube-proxy | */containerd-shim-runc-v2 | */socat | */coredns) echo "$p" ;;
       esac
     fi
   done
@@ -237,6 +243,9 @@ oomScoreAdj: ${oom}
 failSwapOn: false
 podLogsDir: ${dir}/pod-logs
 resolvConf: /etc/resolv.conf
+# The pods' DNS (dnsPolicy ClusterFirst): the kube-dns Service, served by CoreDNS.
+clusterDNS: [${DNS_SERVICE_IP}]
+clusterDomain: ${CLUSTER_DOMAIN}
 registerNode: true
 maxPods: 30
 imageGCHighThresholdPercent: 100
@@ -378,6 +387,81 @@ ports:
 EOF
 }
 
+# CoreDNS answers the cluster's names from the API server (Services, their EndpointSlices,
+# namespaces) as the user system:bluegreen-real-node:coredns, with the rights CoreDNS's own
+# manifests grant it; nothing outside the cluster domain (no upstream is reachable here).
+DNS_RBAC_NAME=bluegreen-real-node:coredns
+dns_ready() { curl -sf --max-time 2 "http://127.0.0.1:${DNS_READY_PORT}/ready" >/dev/null; }
+write_corefile() {
+  cat >"${dir}/Corefile" <<EOF
+.:53 {
+    bind ${POD_GATEWAY}
+    errors
+    health 127.0.0.1:${DNS_HEALTH_PORT}
+    ready 127.0.0.1:${DNS_READY_PORT}
+    kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {
+        kubeconfig ${dir}/coredns.kubeconfig bluegreen-local
+        ttl 5
+    }
+    cache 5
+}
+EOF
+}
+dns_objects() {
+  cat <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "${DNS_RBAC_NAME}"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "${DNS_RBAC_NAME}"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "${DNS_RBAC_NAME}"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:${DNS_RBAC_NAME}"}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns, kubernetes.io/name: CoreDNS}
+spec:
+  clusterIP: ${DNS_SERVICE_IP}
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-real-node
+  namespace: kube-system
+  labels:
+    kubernetes.io/service-name: kube-dns
+    endpointslice.kubernetes.io/managed-by: real-node.bluegreen.dev
+addressType: IPv4
+endpoints:
+- addresses: ["${POD_GATEWAY}"]
+  conditions: {ready: true}
+ports:
+- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}
+EOF
+}
+start_coredns() {
+  log "starting coredns"
+  setsid "${dns_bin}/coredns" -conf "${dir}/Corefile" </dev/null >"${logs}/coredns.log" 2>&1 9>&- &
+  echo $! >"${pids}/coredns.pid"
+}
+
 containerd_ready() { "${node_bin}/ctr" --address "${dir}/containerd.sock" version; }
 kubelet_healthy() { [[ $(curl -sf --max-time 2 "http://127.0.0.1:${KUBELET_HEALTHZ_PORT}/healthz") == ok ]]; }
 proxy_healthy() { curl -sf --max-time 2 "http://127.0.0.1:${PROXY_HEALTHZ_PORT}/healthz" >/dev/null; }
@@ -391,11 +475,13 @@ healthy() {
     kubelet) kubelet_healthy ;;
     kube-proxy) proxy_healthy ;;
     apiserver-relay) relay_healthy ;;
+    coredns) dns_ready ;;
   esac
 }
 
 find_bins() {
   cp_bin=$("${repo}/hack/build-control-plane.sh" --print-bin-dir) || die "the control-plane binaries are not built: run 'make binaries'"
+  dns_bin=$("${repo}/hack/build-go-tool.sh" coredns --print-bin-dir) || die "CoreDNS is not built: run 'make node-binaries'"
   node_bin=${1:-}
   if [[ -z $node_bin ]]; then
     node_bin=$("${repo}/hack/build-node.sh" --print-bin-dir) || die "the node binaries are not built: run 'make node-binaries'"
@@ -434,6 +520,7 @@ cmd_up() {
   [[ -f ${cluster}/kubeconfig && -f ${cluster}/pki/ca.key ]] || die "the control plane is not up: run 'hack/cluster.sh up' first"
   "${repo}/hack/host-packages.sh" run
   node_bin=$("${repo}/hack/build-node.sh" | tail -n1)
+  "${repo}/hack/build-go-tool.sh" coredns >/dev/null
   find_bins "$node_bin"
   images=$("${repo}/hack/node-images.sh" | tail -n1)
   pause_image=$(awk '$1 == "pause.tar" {print $2}' "${images}/IMAGES")
@@ -464,10 +551,12 @@ cmd_up() {
   fi
   [[ -f ${dir}/kubelet.kubeconfig ]] || node_kubeconfig kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}"
   [[ -f ${dir}/kube-proxy.kubeconfig ]] || node_kubeconfig kube-proxy "/CN=system:kube-proxy"
+  [[ -f ${dir}/coredns.kubeconfig ]] || node_kubeconfig coredns "/CN=system:${DNS_RBAC_NAME}"
   write_containerd_config
   write_cni_config
   write_kubelet_config
   write_kube_proxy_config
+  write_corefile
   mkdir -p "${dir}/containerd" "${dir}/pod-logs" "${dir}/kubelet"
   make_cgroup_root
   make_bridge
@@ -489,6 +578,9 @@ cmd_up() {
   running apiserver-relay || start_relay
   wait_until apiserver-relay 10 relay_healthy
   apiserver_slice | kubectl apply -f - >/dev/null
+  dns_objects | kubectl apply -f - >/dev/null
+  running coredns || start_coredns
+  wait_until coredns 30 dns_ready
 
   if ! running kubelet; then
     start kubelet --config="${dir}/kubelet.yaml" --kubeconfig="${dir}/kubelet.kubeconfig" \
@@ -642,7 +734,7 @@ cmd_down() {
   node_bin=$(cat "${dir}/bin-dir" 2>/dev/null || true)
   cp_bin=$("${repo}/hack/build-control-plane.sh" --print-bin-dir 2>/dev/null || true)
   # the kubelet first, so it does not restart what is being stopped
-  for p in kubelet kube-proxy apiserver-relay; do
+  for p in kubelet kube-proxy apiserver-relay coredns; do
     running "$p" && { log "stopping ${p}"; stop_pids "$(pid_of "$p")"; }
   done
   stop_containers
@@ -665,6 +757,7 @@ cmd_down() {
   if [[ -x ${cp_bin}/kubectl ]] && "${repo}/hack/cluster.sh" status >/dev/null 2>&1; then
     kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
     kubectl -n default delete endpointslice "$APISERVER_SLICE" --ignore-not-found >/dev/null 2>&1 || true
+    dns_objects | kubectl delete -f - --ignore-not-found >/dev/null 2>&1 || true
   fi
   left=$(remaining_traces)
   [[ -z $left ]] || die "could not remove everything; still there: ${left}"

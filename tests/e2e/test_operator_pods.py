@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 
 import incluster
+import realnode
 from driver import Driver
 from image import Image
 from incluster import SYSTEM, kubectl
 from kubehelpers import KubeCluster, wait_for
 from specs import hello, template
+from traffic import deploy_v1
 
 pytestmark = pytest.mark.e2e
 
@@ -167,7 +169,48 @@ def test_the_pods_use_their_projected_token_and_release_an_app(
     driver.wait_app(namespace, "hello", phase="Healthy", activeColor="blue")
     driver.patch_spec(namespace, "hello", {"template": template("v2"), "promote": True})
     driver.wait_app(namespace, "hello", phase="Healthy", activeColor="green")
-    assert len(driver.events(namespace, "hello", reason="Switched")) == 1
+    # The operator's Event, written after the switch.
+    wait_for(
+        lambda: len(driver.events(namespace, "hello", reason="Switched")) == 1,
+        timeout=10,
+        what="one Switched Event",
+    )
+
+
+SMOKE = {
+    "name": "smoke",
+    "http": {"path": "/api", "intervalSeconds": 1, "successThreshold": 2, "failureThreshold": 2},
+}
+
+
+def test_http_checks_reach_the_preview_by_its_cluster_dns_name(
+    installed: float, driver: Driver, namespace: str
+) -> None:
+    """As in production: the operator pod sends its HTTP checks to
+    `<app>-preview.<namespace>.svc` (no --checks-via-node-port), which the cluster DNS
+    (CoreDNS) resolves and kube-proxy routes to the new pods. A version that answers 500 on
+    the checked path fails with that answer (the request reached it); one that answers 200
+    passes and is switched to."""
+    deploy_v1(driver, namespace, "web", checks=[SMOKE])
+    old = str(driver.selector_color(namespace, "web"))
+    new = "green" if old == "blue" else "blue"
+    broken = realnode.template("v2", FAIL_PATH="/api")
+    driver.patch_spec(namespace, "web", {"template": broken, "promote": True})
+
+    def check_failed() -> Obj | None:
+        app = driver.app(namespace, "web")
+        checks = app["status"].get("checks") or []
+        return app if any(c["state"] == "Failed" for c in checks) else None
+
+    app = wait_for(check_failed, timeout=90, what="the check of v2 to fail")
+    (check,) = app["status"]["checks"]
+    assert "HTTP 500" in check["message"] and "failing v2" in check["message"], check
+    assert driver.selector_color(namespace, "web") == old
+
+    driver.patch_spec(namespace, "web", {"template": realnode.template("v3")})
+    app = driver.wait_app(namespace, "web", timeout=90, phase="Healthy", activeColor=new)
+    stages = {(c["stage"], c["state"]) for c in app["status"]["checks"]}
+    assert ("preview", "Passed") in stages, app["status"]
 
 
 def leaders(driver: Driver) -> dict[str, float]:
