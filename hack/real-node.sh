@@ -357,7 +357,6 @@ make_bridge() {
 # (KUBERNETES_SERVICE_HOST, 10.96.0.1:443, routed by kube-proxy) to its endpoint. The API
 # server here listens on 127.0.0.1 only, which no pod can reach: a relay on the pods'
 # gateway address forwards to it, and the Service's EndpointSlice names the relay.
-APISERVER_SLICE=kubernetes-real-node
 apiserver_port() { awk '$1 == "server:" {print $2; exit}' "${cluster}/kubeconfig" | sed 's/.*://'; }
 relay_healthy() { (exec 3<>"/dev/tcp/${POD_GATEWAY}/$(apiserver_port)") 2>/dev/null; }
 start_relay() {
@@ -368,24 +367,29 @@ start_relay() {
     "TCP:127.0.0.1:$(apiserver_port)" </dev/null >/dev/null 2>&1 9>&- &
   echo $! >"${pids}/apiserver-relay.pid"
 }
-apiserver_slice() {
+# gateway_slice <namespace> <service> <port>...: an EndpointSlice of the selector-less
+# Service whose one endpoint is the pods' gateway, i.e. a program on this host.
+gateway_slice() {
+  local namespace=$1 service=$2 port
+  shift 2
   cat <<EOF
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: ${APISERVER_SLICE}
-  namespace: default
+  name: ${service}-real-node
+  namespace: ${namespace}
   labels:
-    kubernetes.io/service-name: kubernetes
+    kubernetes.io/service-name: ${service}
     endpointslice.kubernetes.io/managed-by: real-node.bluegreen.dev
 addressType: IPv4
 endpoints:
 - addresses: ["${POD_GATEWAY}"]
   conditions: {ready: true}
 ports:
-- {name: https, port: $(apiserver_port), protocol: TCP}
 EOF
+  for port in "$@"; do echo "- ${port}"; done
 }
+apiserver_slice() { gateway_slice default kubernetes "{name: https, port: $(apiserver_port), protocol: TCP}"; }
 
 # CoreDNS answers the cluster's names from the API server (Services, their EndpointSlices,
 # namespaces) as the user system:bluegreen-real-node:coredns, with the rights CoreDNS's own
@@ -439,22 +443,8 @@ spec:
   - {name: dns, port: 53, protocol: UDP}
   - {name: dns-tcp, port: 53, protocol: TCP}
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: kube-dns-real-node
-  namespace: kube-system
-  labels:
-    kubernetes.io/service-name: kube-dns
-    endpointslice.kubernetes.io/managed-by: real-node.bluegreen.dev
-addressType: IPv4
-endpoints:
-- addresses: ["${POD_GATEWAY}"]
-  conditions: {ready: true}
-ports:
-- {name: dns, port: 53, protocol: UDP}
-- {name: dns-tcp, port: 53, protocol: TCP}
 EOF
+  gateway_slice kube-system kube-dns "{name: dns, port: 53, protocol: UDP}" "{name: dns-tcp, port: 53, protocol: TCP}"
 }
 start_coredns() {
   log "starting coredns"
@@ -756,7 +746,7 @@ cmd_down() {
   [[ -d /var/log/containers ]] && find /var/log/containers -maxdepth 1 -lname "${dir}/*" -delete
   if [[ -x ${cp_bin}/kubectl ]] && "${repo}/hack/cluster.sh" status >/dev/null 2>&1; then
     kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
-    kubectl -n default delete endpointslice "$APISERVER_SLICE" --ignore-not-found >/dev/null 2>&1 || true
+    kubectl -n default delete endpointslice kubernetes-real-node --ignore-not-found >/dev/null 2>&1 || true
     dns_objects | kubectl delete -f - --ignore-not-found >/dev/null 2>&1 || true
   fi
   left=$(remaining_traces)
