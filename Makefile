@@ -46,6 +46,10 @@ node-binaries: ## build (or reuse) the real node's binaries and images, where th
 	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh; \
 	else echo "no real node on this host ($$why): its tests will skip"; fi
 
+.PHONY: helm
+helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests
+	hack/build-go-tool.sh helm >/dev/null
+
 .PHONY: image
 image: ## build (or reuse) the operator's image from the Dockerfile (buildah, Debian base); size and layers
 	@if [[ $$(id -u) == 0 ]]; then hack/build-image.sh >/dev/null; \
@@ -77,7 +81,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries image ## everything, set-up included
+test: venv lint binaries argocd node-binaries image helm ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import kubernetes
 
@@ -61,3 +62,26 @@ def dns_label(text: str, max_len: int = 63) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
     base = base[: max_len - len(suffix) - 1].rstrip("-")
     return f"{base}-{suffix}"
+
+
+class Sampler(Generic[T]):
+    """Calls ``sample`` every ``interval`` seconds in a thread while in its ``with`` block,
+    keeping ``(time.monotonic(), value)`` pairs in ``samples``."""
+
+    def __init__(self, sample: Callable[[], T], interval: float) -> None:
+        self.sample, self.interval = sample, interval
+        self.samples: list[tuple[float, T]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler[T]:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append((time.monotonic(), self.sample()))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import image as built_image
+import incluster
 import realnode
 from driver import Driver
 from image import Image
@@ -54,6 +55,21 @@ def image() -> Image:
     if reason:
         pytest.skip(reason)
     return built_image.built()
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """Helm, from its pinned module (hack/build-go-tool.sh helm)."""
+    return incluster.helm_binary()
+
+
+@pytest.fixture
+def operator_pod_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The operator pods' logs (of an install in-cluster), printed when the test failed."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(incluster.pod_logs(incluster.SYSTEM))
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from kubehelpers import wait_for
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+CHART = REPO / "charts" / "bluegreen-operator"
+RELEASE = "bluegreen-operator"
 SYSTEM = "bluegreen-system"
 NAME = "bluegreen-operator"
 METRICS_SERVICE = "bluegreen-operator-metrics"
@@ -69,6 +71,38 @@ def namespace_gone(name: str) -> bool:
         ["kubectl", "get", "namespace", name], capture_output=True, text=True, check=False
     )
     return found.returncode != 0 and "NotFound" in found.stderr
+
+
+def prepare(image: Image) -> None:
+    """Before an install: a previous one's namespace gone, the image on the real node."""
+    wait_for(lambda: namespace_gone_or_active(SYSTEM), timeout=120, what="a namespace")
+    load_image(image)
+
+
+def wait_leading(driver: Driver) -> list[Obj]:
+    """Two Ready operator pods, one of them holding the Lease; returns them."""
+    pods = wait_for(lambda: ready_pods(driver, 2), timeout=120, what="two Ready operator pods")
+    wait_for(
+        lambda: lease_holder(driver) in {p["metadata"]["name"] for p in pods},
+        timeout=60,
+        what="one of them to hold the Lease",
+    )
+    return pods
+
+
+def running_the_image(driver: Driver, image: Image) -> list[Obj]:
+    """The two operator pods, asserted to run the image on the real node, never restarted,
+    one of them leading; returns them."""
+    pods = ready_pods(driver, 2)
+    assert pods is not None
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == "real-node"
+        assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == NAME
+        (status,) = pod["status"]["containerStatuses"]
+        assert status["image"] == image.tag and status["imageID"], status
+        assert status["restartCount"] == 0, status
+    assert lease_holder(driver) in {p["metadata"]["name"] for p in pods}
+    return pods
 
 
 def load_image(image: Image) -> None:
@@ -196,3 +230,22 @@ def pod_logs(namespace: str) -> str:
         text = log.read_text(errors="replace")
         parts.append(f"--- {log.relative_to(logs_dir)} ---\n{text[-6000:]}")
     return "\n".join(parts)
+
+
+def helm_binary() -> Path:
+    """The helm binary (built when missing: a few minutes, cached after)."""
+    result = subprocess.run(
+        [str(REPO / "hack" / "build-go-tool.sh"), "helm"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip().splitlines()[-1]) / "helm"
+
+
+def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(helm), *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+    return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,13 @@ import pytest
 import yaml
 
 import incluster
-from incluster import SYSTEM, kubectl
+from incluster import CHART, RELEASE, SYSTEM, kubectl, run_helm
 from kubehelpers import KubeCluster
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "bluegreen-operator"
-RELEASE = "bluegreen-operator"
 # Helm's standard labels, which the chart adds to deploy/'s own.
 HELM_LABELS = {
     "helm.sh/chart",
@@ -42,26 +40,6 @@ CLUSTER_SCOPED = {
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionPolicyBinding",
 }
-
-
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    """The helm binary (built when missing: a few minutes, cached after)."""
-    result = subprocess.run(
-        [str(REPO / "hack" / "build-go-tool.sh"), "helm"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return Path(result.stdout.strip().splitlines()[-1]) / "helm"
-
-
-def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(helm), *args], capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
-    return result
 
 
 def render(helm: Path, *values: str) -> list[Obj]:
@@ -198,3 +176,27 @@ def test_the_values_schema_refuses_what_cannot_be_served(
 ) -> None:
     result = run_helm(helm, "template", RELEASE, str(CHART), "--set", value, check=False)
     assert result.returncode != 0 and complaint in result.stderr, result.stderr
+
+
+def value_leaves(values: Obj, schema: Obj, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Each value with its default: nested where the schema lists properties, else whole."""
+    for key, sub in schema["properties"].items():
+        if "properties" in sub:
+            yield from value_leaves(values[key], sub, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", values[key]
+
+
+def test_the_values_table_is_values_yaml() -> None:
+    """charts/bluegreen-operator/README.md's table names every value with its default, and
+    values.schema.json knows every value (it refuses unknown keys)."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(schema["properties"]) == set(values)
+    readme = (CHART / "README.md").read_text()
+    table = readme.split("<!-- values-table:start -->")[1].split("<!-- values-table:end -->")[0]
+    rows = {}
+    for line in table.strip().splitlines()[2:]:
+        key, default = (cell.strip().strip("`") for cell in line.strip("|").split("|")[:2])
+        rows[key] = json.loads(default)
+    assert rows == dict(value_leaves(values, schema))

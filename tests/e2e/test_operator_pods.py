@@ -27,7 +27,7 @@ from kubehelpers import KubeCluster, wait_for
 from specs import hello, template
 from traffic import deploy_v1
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator_pod_logs")]
 
 Obj = dict[str, Any]
 # /var/run/secrets/kubernetes.io/serviceaccount, where the image's /var/run links to /run (an
@@ -45,31 +45,15 @@ def installed(
 ) -> Iterator[float]:
     """The install, up: two Ready pods and a Lease holder. Yields the seconds from
     `kubectl apply` to that; uninstalled (and waited for) afterwards."""
-    wait_for(lambda: incluster.namespace_gone_or_active(SYSTEM), timeout=120, what="a namespace")
-    incluster.load_image(image)
+    incluster.prepare(image)
     overlay = incluster.kustomize_overlay(tmp_path_factory.mktemp("install") / "overlay", image)
     start = time.monotonic()
     kubectl("apply", "-k", str(overlay), "--server-side")
     try:
-        pods = wait_for(
-            lambda: incluster.ready_pods(driver, 2), timeout=120, what="two Ready operator pods"
-        )
-        wait_for(
-            lambda: incluster.lease_holder(driver) in {p["metadata"]["name"] for p in pods},
-            timeout=60,
-            what="a pod to hold the Lease",
-        )
+        incluster.wait_leading(driver)
         yield time.monotonic() - start
     finally:
         incluster.uninstall()
-
-
-@pytest.fixture(autouse=True)
-def pod_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        print(incluster.pod_logs(SYSTEM))
 
 
 def container_pid(pod: Obj) -> int:
@@ -92,13 +76,7 @@ def test_two_pods_run_the_built_image_as_its_user_on_a_read_only_root(
     installed: float, driver: Driver, image: Image
 ) -> None:
     print(f"kubectl apply -k to two Ready pods and a leader: {installed:.1f}s")
-    pods = incluster.ready_pods(driver, 2)
-    assert pods is not None
-    for pod in pods:
-        assert pod["spec"]["nodeName"] == "real-node"
-        (status,) = pod["status"]["containerStatuses"]
-        assert status["image"] == image.tag and status["imageID"], status
-        assert status["restartCount"] == 0, status
+    for pod in incluster.running_the_image(driver, image):
         # What the kernel says of the process runc started.
         pid = container_pid(pod)
         proc_status = Path(f"/proc/{pid}/status").read_text()
