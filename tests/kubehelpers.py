@@ -65,12 +65,13 @@ def dns_label(text: str, max_len: int = 63) -> str:
 
 
 class Sampler(Generic[T]):
-    """Calls ``sample`` every ``interval`` seconds in a thread while in its ``with`` block,
-    keeping ``(time.monotonic(), value)`` pairs in ``samples``."""
+    """Calls ``sample`` every ``interval`` seconds (0: again at once) in a thread while in its
+    ``with`` block: ``values`` in order, ``times`` (time.monotonic()) beside them."""
 
     def __init__(self, sample: Callable[[], T], interval: float) -> None:
         self.sample, self.interval = sample, interval
-        self.samples: list[tuple[float, T]] = []
+        self.values: list[T] = []
+        self.times: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -84,4 +85,6 @@ class Sampler(Generic[T]):
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.samples.append((time.monotonic(), self.sample()))
+            value = self.sample()
+            self.times.append(time.monotonic())
+            self.values.append(value)

@@ -63,6 +63,14 @@ def helm() -> Path:
     return incluster.helm_binary()
 
 
+@pytest.fixture(scope="module")
+def installable(kube_cluster: KubeCluster, real_node: None, image: Image) -> Image:
+    """What an install of the operator in the cluster needs: the real node, the image on it,
+    no previous install's namespace left. Returns the image."""
+    incluster.prepare(image)
+    return image
+
+
 @pytest.fixture
 def operator_pod_logs(request: pytest.FixtureRequest) -> Iterator[None]:
     """The operator pods' logs (of an install in-cluster), printed when the test failed."""

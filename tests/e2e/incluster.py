@@ -74,8 +74,11 @@ def namespace_gone(name: str) -> bool:
 
 
 def prepare(image: Image) -> None:
-    """Before an install: a previous one's namespace gone, the image on the real node."""
-    wait_for(lambda: namespace_gone_or_active(SYSTEM), timeout=120, what="a namespace")
+    """Before an install: a previous one's namespace gone, and what other tests' `kubectl
+    apply` of deploy/ left cluster-wide (Helm refuses to adopt objects it did not make);
+    the image on the real node."""
+    kubectl("delete", *UNINSTALL, "--ignore-not-found", "--wait=false")
+    wait_for(lambda: namespace_gone(SYSTEM), timeout=120, what=f"namespace {SYSTEM} to go")
     load_image(image)
 
 

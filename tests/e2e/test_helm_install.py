@@ -20,7 +20,7 @@ import realnode
 from driver import Driver, SelectorHistory
 from image import Image
 from incluster import CHART, NAME, RELEASE, SYSTEM, kubectl, run_helm
-from kubehelpers import KubeCluster, Sampler, wait_for
+from kubehelpers import Sampler, wait_for
 from loadgen import LoadGenerator, Run
 from traffic import deploy_v1
 
@@ -47,17 +47,9 @@ def values(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed(
-    kube_cluster: KubeCluster,
-    real_node: None,
-    driver: Driver,
-    image: Image,
-    helm: Path,
-    values: Path,
-) -> Iterator[float]:
+def installed(installable: Image, driver: Driver, helm: Path, values: Path) -> Iterator[float]:
     """`helm install`; yields the seconds to two Ready pods and a Lease holder. Afterwards
     uninstalled (when a test has not) and the namespace deleted, waited for."""
-    incluster.prepare(image)
     start = time.monotonic()
     install = ("install", RELEASE, str(CHART), "-n", SYSTEM, "--create-namespace")
     run_helm(helm, *install, "-f", str(values))
@@ -170,7 +162,7 @@ class LeaseSampler(Sampler[str | None]):
 
     def longest_without_holder(self) -> float:
         longest, since = 0.0, None
-        for at, holder in self.samples:
+        for at, holder in zip(self.times, self.values, strict=True):
             if not holder:
                 since = at if since is None else since
             elif since is not None:
@@ -179,7 +171,7 @@ class LeaseSampler(Sampler[str | None]):
 
     def holders(self) -> list[str]:
         out: list[str] = []
-        for _, holder in self.samples:
+        for holder in self.values:
             if holder and (not out or out[-1] != holder):
                 out.append(holder)
         return out
@@ -211,7 +203,7 @@ def test_helm_upgrade_rolls_a_changed_value_out_and_the_lease_never_lapses(
     print(f"leaders during the upgrade: {lease.holders()}; longest without one: {gap:.1f}s")
     # A leader stopping cleanly releases the Lease; a standby takes it within its retry
     # period (2 s): far from the 15 s a dead leader would leave it unrenewed.
-    assert gap < 5, lease.samples
+    assert gap < 5, list(zip(lease.times, lease.values, strict=True))
     assert lease.holders()[-1] in {p["metadata"]["name"] for p in pods}
 
 

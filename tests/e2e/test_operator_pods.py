@@ -23,7 +23,7 @@ import realnode
 from driver import Driver
 from image import Image
 from incluster import SYSTEM, kubectl
-from kubehelpers import KubeCluster, wait_for
+from kubehelpers import wait_for
 from specs import hello, template
 from traffic import deploy_v1
 
@@ -37,16 +37,12 @@ SA_MOUNT = "run/secrets/kubernetes.io/serviceaccount"
 
 @pytest.fixture(scope="module")
 def installed(
-    kube_cluster: KubeCluster,
-    real_node: None,
-    driver: Driver,
-    image: Image,
-    tmp_path_factory: pytest.TempPathFactory,
+    installable: Image, driver: Driver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[float]:
     """The install, up: two Ready pods and a Lease holder. Yields the seconds from
     `kubectl apply` to that; uninstalled (and waited for) afterwards."""
-    incluster.prepare(image)
-    overlay = incluster.kustomize_overlay(tmp_path_factory.mktemp("install") / "overlay", image)
+    directory = tmp_path_factory.mktemp("install") / "overlay"
+    overlay = incluster.kustomize_overlay(directory, installable)
     start = time.monotonic()
     kubectl("apply", "-k", str(overlay), "--server-side")
     try:
