@@ -66,12 +66,14 @@ def dns_label(text: str, max_len: int = 63) -> str:
 
 class Sampler(Generic[T]):
     """Calls ``sample`` every ``interval`` seconds (0: again at once) in a thread while in its
-    ``with`` block: ``values`` in order, ``times`` (time.monotonic()) beside them."""
+    ``with`` block: ``values`` in order, ``times`` (time.monotonic()) beside them, and the
+    ``errors`` of the calls that failed."""
 
     def __init__(self, sample: Callable[[], T], interval: float) -> None:
         self.sample, self.interval = sample, interval
         self.values: list[T] = []
         self.times: list[float] = []
+        self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -85,6 +87,10 @@ class Sampler(Generic[T]):
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            value = self.sample()
+            try:
+                value = self.sample()
+            except Exception as exc:  # kept, so a test sees a gap in its samples
+                self.errors.append(repr(exc))
+                continue
             self.times.append(time.monotonic())
             self.values.append(value)

@@ -22,7 +22,7 @@ import incluster
 import realnode
 from driver import Driver
 from image import Image
-from incluster import SYSTEM, kubectl
+from incluster import NAME, SYSTEM, kubectl
 from kubehelpers import wait_for
 from specs import hello, template
 from traffic import deploy_v1
@@ -217,7 +217,12 @@ def test_deleting_the_leader_pod_hands_the_lease_to_the_other(
     start = time.monotonic()
     # As a drain or a rollout does: SIGTERM, the lease released, the standby takes it.
     kubectl("-n", SYSTEM, "delete", "pod", str(holder), "--wait=false")
-    wait_for(lambda: incluster.lease_holder(driver) == standby, timeout=45, what="the handover")
+    try:
+        wait_for(lambda: incluster.lease_holder(driver) == standby, timeout=45, what="handover")
+    except AssertionError as err:
+        pods = [(p["metadata"]["name"], p["status"].get("phase")) for p in driver.pods(SYSTEM, "")]
+        lease = driver.get("Lease", SYSTEM, NAME)
+        raise AssertionError(f"{err}; the Lease: {lease}; the pods: {pods}") from err
     print(f"handover after the leader pod's deletion: {time.monotonic() - start:.1f}s")
     # The ReplicaSet's new pod joins as the standby.
     pods = wait_for(lambda: incluster.ready_pods(driver, 2), timeout=120, what="a new standby")
