@@ -87,9 +87,15 @@ storage=${tmp}/storage
 buildah() {
   command buildah --root "${storage}/root" --runroot "${storage}/run" --storage-driver vfs "$@"
 }
+# buildah keeps a cache of blob digests in /var/lib/containers/cache whatever --root says:
+# gone again with the build when this build made it.
+host_state=/var/lib/containers
+made_host_state=false
+[[ -e $host_state ]] || made_host_state=true
 cleanup() {
   buildah rm --all >/dev/null 2>&1 || true
   rm -rf "$tmp"
+  if $made_host_state; then rm -rf "$host_state"; fi
 }
 trap cleanup EXIT
 mkdir -p "$storage"
@@ -140,7 +146,11 @@ printf '%s: %s MiB uncompressed, %s layers (base %s with Debian python3.11 %s); 
   "$((SECONDS - start))" >"${tmp}/INFO"
 buildah rmi --all --force >/dev/null 2>&1 || true
 rm -rf "$storage"
+if $made_host_state; then rm -rf "$host_state"; fi
 trap 'rm -rf "$tmp"' EXIT
 finish_build
+# Each change of the sources makes a new image of ~300 MB: keep the newest few (other
+# clones on this machine build their own keys), not every one ever built.
+ls -1dt "${cache}"/images/operator-*/ 2>/dev/null | tail -n +5 | xargs -r rm -rf
 log "$(cat "${bin_dir}/INFO")"
 echo "$bin_dir"
