@@ -52,9 +52,10 @@ KUBELET_HEALTHZ_PORT=$((10448 + OFFSET))
 PROXY_METRICS_PORT=$((10449 + OFFSET))
 PROXY_HEALTHZ_PORT=$((10456 + OFFSET))
 COMPONENTS=(containerd kubelet kube-proxy apiserver-relay coredns)
-# The cluster DNS, as in any cluster: the kube-dns Service at this address (in the Service
-# range), its endpoint CoreDNS on the pods' gateway, the kubelet's clusterDNS for every pod.
-DNS_SERVICE_IP=10.96.0.10
+# The cluster DNS: CoreDNS on the pods' gateway, the kubelet's clusterDNS for every pod.
+# Not behind a kube-dns Service, as clusters do it: with a UDP Service, this kube-proxy
+# refused connections to other Services' node ports for ~0.25 s whenever a pod started or
+# stopped on the node (measured under load), so the pods ask CoreDNS's address directly.
 CLUSTER_DOMAIN=cluster.local
 DNS_HEALTH_PORT=$((10457 + OFFSET))
 DNS_READY_PORT=$((10458 + OFFSET))
@@ -243,8 +244,8 @@ oomScoreAdj: ${oom}
 failSwapOn: false
 podLogsDir: ${dir}/pod-logs
 resolvConf: /etc/resolv.conf
-# The pods' DNS (dnsPolicy ClusterFirst): the kube-dns Service, served by CoreDNS.
-clusterDNS: [${DNS_SERVICE_IP}]
+# The pods' DNS (dnsPolicy ClusterFirst): CoreDNS.
+clusterDNS: [${POD_GATEWAY}]
 clusterDomain: ${CLUSTER_DOMAIN}
 registerNode: true
 maxPods: 30
@@ -430,21 +431,7 @@ metadata: {name: "${DNS_RBAC_NAME}"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "${DNS_RBAC_NAME}"}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:${DNS_RBAC_NAME}"}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels: {k8s-app: kube-dns, kubernetes.io/name: CoreDNS}
-spec:
-  clusterIP: ${DNS_SERVICE_IP}
-  ports:
-  - {name: dns, port: 53, protocol: UDP}
-  - {name: dns-tcp, port: 53, protocol: TCP}
----
 EOF
-  gateway_slice kube-system kube-dns "{name: dns, port: 53, protocol: UDP}" "{name: dns-tcp, port: 53, protocol: TCP}"
 }
 start_coredns() {
   log "starting coredns"

@@ -204,6 +204,9 @@ def test_helm_upgrade_rolls_a_changed_value_out_and_the_lease_never_lapses(
         )
         kubectl("-n", SYSTEM, "rollout", "status", f"deployment/{NAME}", "--timeout=180s")
         pods = incluster.wait_leading(driver)
+        names = {p["metadata"]["name"] for p in pods}
+        # and the sampler has seen it too (its last read may predate the handover)
+        wait_for(lambda: lease.values and lease.values[-1] in names, timeout=10, what="a read")
     for pod in pods:
         assert "--verbose" in pod["spec"]["containers"][0]["args"]
         assert pod["metadata"]["name"] not in before
@@ -213,7 +216,7 @@ def test_helm_upgrade_rolls_a_changed_value_out_and_the_lease_never_lapses(
     # A leader stopping cleanly releases the Lease; a standby takes it within its retry
     # period (2 s): far from the 15 s a dead leader would leave it unrenewed.
     assert gap < 5, list(zip(lease.times, lease.values, strict=True))
-    assert lease.holders()[-1] in {p["metadata"]["name"] for p in pods}
+    assert lease.holders()[-1] in names
 
 
 def test_helm_uninstall_leaves_only_the_crd_and_the_lease(
