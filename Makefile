@@ -42,8 +42,18 @@ cluster-down: ## stop the local control plane and remove its state
 
 .PHONY: node-binaries
 node-binaries: ## build (or reuse) the real node's binaries and images, where this host can run one
-	@if why=$$(hack/real-node.sh check-host); then hack/build-node.sh && hack/node-images.sh; \
+	@if why=$$(hack/real-node.sh check-host); then \
+	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh; \
 	else echo "no real node on this host ($$why): its tests will skip"; fi
+
+.PHONY: helm
+helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests
+	hack/build-go-tool.sh helm >/dev/null
+
+.PHONY: image
+image: ## build (or reuse) the operator's image from the Dockerfile (buildah, Debian base); size and layers
+	@if [[ $$(id -u) == 0 ]]; then hack/build-image.sh >/dev/null; \
+	else echo "building the image needs root (buildah, mmdebstrap): its tests will skip"; fi
 
 .PHONY: real-node
 real-node: cluster node-binaries ## add a real node (containerd, kubelet, kube-proxy) beside the kwok nodes
@@ -71,7 +81,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries ## everything, set-up included
+test: venv lint binaries argocd node-binaries image helm ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts

@@ -2,22 +2,27 @@
 # Install the Debian packages the real node needs when they are missing:
 #   build:    libseccomp-dev (runc with seccomp), gcc (the static pause binary)
 #   run time: nftables, iptables (the kubelet's canary chains, kube-proxy in iptables mode),
-#             conntrack (kube-proxy flushes stale UDP/NAT entries), libseccomp2
+#             conntrack (kube-proxy flushes stale UDP/NAT entries), libseccomp2, socat (relays
+#             the pods' API server connections to the API server on 127.0.0.1)
+#   image:    buildah (builds the Dockerfile without a daemon), mmdebstrap (the base image's
+#             Debian root filesystem, since no registry is reachable to pull one from)
 # Runs `apt-get update` once before the first install; does nothing when all are present.
 #
-# Usage: hack/host-packages.sh build|run|all
+# Usage: hack/host-packages.sh build|run|image|all
 set -euo pipefail
 
 log() { printf 'host-packages: %s\n' "$*" >&2; }
 
 build_pkgs=(libseccomp-dev gcc pkg-config)
-run_pkgs=(nftables iptables conntrack libseccomp2 iproute2)
+run_pkgs=(nftables iptables conntrack libseccomp2 iproute2 socat)
+image_pkgs=(buildah mmdebstrap)
 
 case ${1:-all} in
   build) wanted=("${build_pkgs[@]}") ;;
   run) wanted=("${run_pkgs[@]}") ;;
-  all) wanted=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
-  *) log "usage: $0 build|run|all"; exit 2 ;;
+  image) wanted=("${image_pkgs[@]}") ;;
+  all) wanted=("${build_pkgs[@]}" "${run_pkgs[@]}" "${image_pkgs[@]}") ;;
+  *) log "usage: $0 build|run|image|all"; exit 2 ;;
 esac
 
 missing=()

@@ -32,6 +32,8 @@ use_cached_build() {
   fi
   if [[ -f ${bin_dir}/.complete ]]; then
     log "up to date: ${bin_dir}"
+    # what the build said of itself (the image's size and layers)
+    [[ ! -f ${bin_dir}/INFO ]] || log "$(cat "${bin_dir}/INFO")"
     echo "$bin_dir"
     exit 0
   fi

@@ -3,13 +3,16 @@
 # + runc + a CNI bridge + kubelet + kube-proxy, so pods really run, probes really probe and
 # a Service really routes packets.
 #
-# Usage: hack/real-node.sh up|down|status
+# Usage: hack/real-node.sh up|down|status|import-image ARCHIVE...
 #   up      start the node (the control plane must be up), wait until it is Ready and its
 #           images are imported; idempotent
 #   down    stop it and remove every trace it left on the host: processes, containers,
 #           mounts, network namespaces, the bridge and veths, kube-proxy's and the kubelet's
 #           iptables/nftables rules, cgroups, the sysctls it changed, its Node object
-#   status  exit 0 when containerd, kubelet and kube-proxy run and the Node is Ready
+#   status  exit 0 when containerd, kubelet, kube-proxy, the API server's relay and the
+#           cluster DNS (CoreDNS) run and the Node is Ready
+#   import-image ARCHIVE...  import `docker save` archives (hack/build-image.sh's) into the
+#           node's containerd, for pods with imagePullPolicy Never or IfNotPresent
 #
 # Needs root, Linux, and the host packages of hack/host-packages.sh (installed when missing).
 #
@@ -48,7 +51,14 @@ KUBELET_PORT=$((10450 + OFFSET))
 KUBELET_HEALTHZ_PORT=$((10448 + OFFSET))
 PROXY_METRICS_PORT=$((10449 + OFFSET))
 PROXY_HEALTHZ_PORT=$((10456 + OFFSET))
-COMPONENTS=(containerd kubelet kube-proxy)
+COMPONENTS=(containerd kubelet kube-proxy apiserver-relay coredns)
+# The cluster DNS: CoreDNS on the pods' gateway, the kubelet's clusterDNS for every pod.
+# Not behind a kube-dns Service, as clusters do it: with a UDP Service, this kube-proxy
+# refused connections to other Services' node ports for ~0.25 s whenever a pod started or
+# stopped on the node (measured under load), so the pods ask CoreDNS's address directly.
+CLUSTER_DOMAIN=cluster.local
+DNS_HEALTH_PORT=$((10457 + OFFSET))
+DNS_READY_PORT=$((10458 + OFFSET))
 # Sysctls the node's components may change (kubelet's kernel defaults, kube-proxy's
 # route_localnet for localhost NodePorts, the bridge plugin's ip_forward): saved at `up`,
 # put back at `down`.
@@ -109,7 +119,7 @@ leftovers() {
     [[ $p == "$$" || $p == "$BASHPID" ]] && continue
     if { tr '\0' ' ' <"/proc/${p}/cmdline"; } 2>/dev/null | grep -qF -- "${dir}/"; then
       case $(readlink "/proc/${p}/exe" 2>/dev/null) in
-        */containerd | */kubelet | */kube-proxy | */containerd-shim-runc-v2) echo "$p" ;;
+        */containerd | */kubelet | */kube-proxy | */containerd-shim-runc-v2 | */socat | */coredns) echo "$p" ;;
       esac
     fi
   done
@@ -234,6 +244,9 @@ oomScoreAdj: ${oom}
 failSwapOn: false
 podLogsDir: ${dir}/pod-logs
 resolvConf: /etc/resolv.conf
+# The pods' DNS (dnsPolicy ClusterFirst): CoreDNS.
+clusterDNS: [${POD_GATEWAY}]
+clusterDomain: ${CLUSTER_DOMAIN}
 registerNode: true
 maxPods: 30
 imageGCHighThresholdPercent: 100
@@ -341,6 +354,91 @@ make_bridge() {
 
 # --- health ----------------------------------------------------------------------------------
 
+# Pods reach the API server as in any cluster, through the `kubernetes` Service
+# (KUBERNETES_SERVICE_HOST, 10.96.0.1:443, routed by kube-proxy) to its endpoint. The API
+# server here listens on 127.0.0.1 only, which no pod can reach: a relay on the pods'
+# gateway address forwards to it, and the Service's EndpointSlice names the relay.
+apiserver_port() { awk '$1 == "server:" {print $2; exit}' "${cluster}/kubeconfig" | sed 's/.*://'; }
+relay_healthy() { (exec 3<>"/dev/tcp/${POD_GATEWAY}/$(apiserver_port)") 2>/dev/null; }
+start_relay() {
+  log "starting apiserver-relay"
+  # -lf: its log, which also puts the node's dir in its command line (is_ours)
+  setsid socat -lf "${logs}/apiserver-relay.log" \
+    "TCP-LISTEN:$(apiserver_port),bind=${POD_GATEWAY},fork,reuseaddr" \
+    "TCP:127.0.0.1:$(apiserver_port)" </dev/null >/dev/null 2>&1 9>&- &
+  echo $! >"${pids}/apiserver-relay.pid"
+}
+# gateway_slice <namespace> <service> <port>...: an EndpointSlice of the selector-less
+# Service whose one endpoint is the pods' gateway, i.e. a program on this host.
+gateway_slice() {
+  local namespace=$1 service=$2 port
+  shift 2
+  cat <<EOF
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${service}-real-node
+  namespace: ${namespace}
+  labels:
+    kubernetes.io/service-name: ${service}
+    endpointslice.kubernetes.io/managed-by: real-node.bluegreen.dev
+addressType: IPv4
+endpoints:
+- addresses: ["${POD_GATEWAY}"]
+  conditions: {ready: true}
+ports:
+EOF
+  for port in "$@"; do echo "- ${port}"; done
+}
+apiserver_slice() { gateway_slice default kubernetes "{name: https, port: $(apiserver_port), protocol: TCP}"; }
+
+# CoreDNS answers the cluster's names from the API server (Services, their EndpointSlices,
+# namespaces) as the user system:bluegreen-real-node:coredns, with the rights CoreDNS's own
+# manifests grant it; nothing outside the cluster domain (no upstream is reachable here).
+DNS_RBAC_NAME=bluegreen-real-node:coredns
+dns_ready() { curl -sf --max-time 2 "http://127.0.0.1:${DNS_READY_PORT}/ready" >/dev/null; }
+write_corefile() {
+  cat >"${dir}/Corefile" <<EOF
+.:53 {
+    bind ${POD_GATEWAY}
+    errors
+    health 127.0.0.1:${DNS_HEALTH_PORT}
+    ready 127.0.0.1:${DNS_READY_PORT}
+    kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {
+        kubeconfig ${dir}/coredns.kubeconfig bluegreen-local
+        ttl 5
+    }
+    cache 5
+}
+EOF
+}
+dns_objects() {
+  cat <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "${DNS_RBAC_NAME}"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "${DNS_RBAC_NAME}"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "${DNS_RBAC_NAME}"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:${DNS_RBAC_NAME}"}
+EOF
+}
+start_coredns() {
+  log "starting coredns"
+  setsid "${dns_bin}/coredns" -conf "${dir}/Corefile" </dev/null >"${logs}/coredns.log" 2>&1 9>&- &
+  echo $! >"${pids}/coredns.pid"
+}
+
 containerd_ready() { "${node_bin}/ctr" --address "${dir}/containerd.sock" version; }
 kubelet_healthy() { [[ $(curl -sf --max-time 2 "http://127.0.0.1:${KUBELET_HEALTHZ_PORT}/healthz") == ok ]]; }
 proxy_healthy() { curl -sf --max-time 2 "http://127.0.0.1:${PROXY_HEALTHZ_PORT}/healthz" >/dev/null; }
@@ -353,11 +451,14 @@ healthy() {
     containerd) containerd_ready ;;
     kubelet) kubelet_healthy ;;
     kube-proxy) proxy_healthy ;;
+    apiserver-relay) relay_healthy ;;
+    coredns) dns_ready ;;
   esac
 }
 
 find_bins() {
   cp_bin=$("${repo}/hack/build-control-plane.sh" --print-bin-dir) || die "the control-plane binaries are not built: run 'make binaries'"
+  dns_bin=$("${repo}/hack/build-go-tool.sh" coredns --print-bin-dir) || die "CoreDNS is not built: run 'make node-binaries'"
   node_bin=${1:-}
   if [[ -z $node_bin ]]; then
     node_bin=$("${repo}/hack/build-node.sh" --print-bin-dir) || die "the node binaries are not built: run 'make node-binaries'"
@@ -396,6 +497,7 @@ cmd_up() {
   [[ -f ${cluster}/kubeconfig && -f ${cluster}/pki/ca.key ]] || die "the control plane is not up: run 'hack/cluster.sh up' first"
   "${repo}/hack/host-packages.sh" run
   node_bin=$("${repo}/hack/build-node.sh" | tail -n1)
+  "${repo}/hack/build-go-tool.sh" coredns >/dev/null
   find_bins "$node_bin"
   images=$("${repo}/hack/node-images.sh" | tail -n1)
   pause_image=$(awk '$1 == "pause.tar" {print $2}' "${images}/IMAGES")
@@ -426,10 +528,12 @@ cmd_up() {
   fi
   [[ -f ${dir}/kubelet.kubeconfig ]] || node_kubeconfig kubelet "/O=system:nodes/CN=system:node:${NODE_NAME}"
   [[ -f ${dir}/kube-proxy.kubeconfig ]] || node_kubeconfig kube-proxy "/CN=system:kube-proxy"
+  [[ -f ${dir}/coredns.kubeconfig ]] || node_kubeconfig coredns "/CN=system:${DNS_RBAC_NAME}"
   write_containerd_config
   write_cni_config
   write_kubelet_config
   write_kube_proxy_config
+  write_corefile
   mkdir -p "${dir}/containerd" "${dir}/pod-logs" "${dir}/kubelet"
   make_cgroup_root
   make_bridge
@@ -447,6 +551,13 @@ cmd_up() {
   # The controller-manager here does not allocate node CIDRs: the Node is created with its
   # own range (and its taint and label) before the kubelet registers it.
   kubectl get node "$NODE_NAME" >/dev/null 2>&1 || node_manifest | kubectl create -f - >/dev/null
+
+  running apiserver-relay || start_relay
+  wait_until apiserver-relay 10 relay_healthy
+  apiserver_slice | kubectl apply -f - >/dev/null
+  dns_objects | kubectl apply -f - >/dev/null
+  running coredns || start_coredns
+  wait_until coredns 30 dns_ready
 
   if ! running kubelet; then
     start kubelet --config="${dir}/kubelet.yaml" --kubeconfig="${dir}/kubelet.kubeconfig" \
@@ -600,7 +711,7 @@ cmd_down() {
   node_bin=$(cat "${dir}/bin-dir" 2>/dev/null || true)
   cp_bin=$("${repo}/hack/build-control-plane.sh" --print-bin-dir 2>/dev/null || true)
   # the kubelet first, so it does not restart what is being stopped
-  for p in kubelet kube-proxy; do
+  for p in kubelet kube-proxy apiserver-relay coredns; do
     running "$p" && { log "stopping ${p}"; stop_pids "$(pid_of "$p")"; }
   done
   stop_containers
@@ -622,6 +733,8 @@ cmd_down() {
   [[ -d /var/log/containers ]] && find /var/log/containers -maxdepth 1 -lname "${dir}/*" -delete
   if [[ -x ${cp_bin}/kubectl ]] && "${repo}/hack/cluster.sh" status >/dev/null 2>&1; then
     kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
+    kubectl -n default delete endpointslice kubernetes-real-node --ignore-not-found >/dev/null 2>&1 || true
+    dns_objects | kubectl delete -f - --ignore-not-found >/dev/null 2>&1 || true
   fi
   left=$(remaining_traces)
   [[ -z $left ]] || die "could not remove everything; still there: ${left}"
@@ -630,8 +743,21 @@ cmd_down() {
   log "stopped; removed ${dir}"
 }
 
+cmd_import_image() {
+  local archive
+  [[ $# -gt 0 ]] || die "usage: $0 import-image ARCHIVE..."
+  find_bins "$(cat "${dir}/bin-dir" 2>/dev/null || true)"
+  containerd_ready >/dev/null 2>&1 || die "the real node is not up: run 'hack/real-node.sh up' first"
+  for archive in "$@"; do
+    "${node_bin}/ctr" --address "${dir}/containerd.sock" -n k8s.io images import "$archive" >/dev/null ||
+      die "cannot import ${archive}"
+    log "imported ${archive}"
+  done
+}
+
 case ${1:-} in
   up) cmd_up ;;
+  import-image) shift; cmd_import_image "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   check-host)
@@ -640,7 +766,7 @@ case ${1:-} in
     [[ -z $why ]] || { echo "$why"; exit 1; }
     ;;
   *)
-    echo "usage: $0 up|down|status|check-host" >&2
+    echo "usage: $0 up|down|status|check-host|import-image ARCHIVE..." >&2
     exit 2
     ;;
 esac

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import kubernetes
 
@@ -61,3 +62,35 @@ def dns_label(text: str, max_len: int = 63) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
     base = base[: max_len - len(suffix) - 1].rstrip("-")
     return f"{base}-{suffix}"
+
+
+class Sampler(Generic[T]):
+    """Calls ``sample`` every ``interval`` seconds (0: again at once) in a thread while in its
+    ``with`` block: ``values`` in order, ``times`` (time.monotonic()) beside them, and the
+    ``errors`` of the calls that failed."""
+
+    def __init__(self, sample: Callable[[], T], interval: float) -> None:
+        self.sample, self.interval = sample, interval
+        self.values: list[T] = []
+        self.times: list[float] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler[T]:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                value = self.sample()
+            except Exception as exc:  # kept, so a test sees a gap in its samples
+                self.errors.append(repr(exc))
+                continue
+            self.times.append(time.monotonic())
+            self.values.append(value)

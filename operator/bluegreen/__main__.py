@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -145,8 +146,24 @@ def lead(kube: Kube, args: argparse.Namespace, readiness: endpoints.Readiness) -
     elector = LeaderElector(kube, lease_settings(args))
     metrics.current().track_leader(elector.is_leading)
     readiness.standby(f"{args.lease_namespace}/{args.lease_name}")
-    with endpoints.serving(standby_liveness(args.liveness, elector)):
-        elector.acquire()
+    # In a container the operator is PID 1, for which SIGTERM's default action does nothing:
+    # a standby told to stop (a rollout, a drain) went on trying, took the lease while
+    # terminating and was killed holding it, so the next leader waited the lease out.
+    stopping = threading.Event()
+
+    def on_sigterm(*_: object) -> None:
+        stopping.set()
+        elector.stop()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with endpoints.serving(standby_liveness(args.liveness, elector)):
+            elector.acquire()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if stopping.is_set():
+        elector.release()  # taken in the same instant as the signal: given back
+        sys.exit(0)
 
     def lost() -> None:
         logging.getLogger("bluegreen").error("lost the leader lease: exiting")

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import image as built_image
+import incluster
 import realnode
 from driver import Driver
+from image import Image
 from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
 
@@ -43,6 +46,38 @@ def real_node(kube_cluster: KubeCluster) -> Iterator[None]:
     yield
     if started:
         realnode.down()
+
+
+@pytest.fixture(scope="session")
+def image() -> Image:
+    """The operator's image as `make image` builds it (built here when missing)."""
+    reason = built_image.unbuildable_reason()
+    if reason:
+        pytest.skip(reason)
+    return built_image.built()
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """Helm, from its pinned module (hack/build-go-tool.sh helm)."""
+    return incluster.helm_binary()
+
+
+@pytest.fixture(scope="module")
+def installable(kube_cluster: KubeCluster, real_node: None, image: Image) -> Image:
+    """What an install of the operator in the cluster needs: the real node, the image on it,
+    no previous install's namespace left. Returns the image."""
+    incluster.prepare(image)
+    return image
+
+
+@pytest.fixture
+def operator_pod_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The operator pods' logs (of an install in-cluster), printed when the test failed."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(incluster.pod_logs(incluster.SYSTEM))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from driver import Driver, pause
+from incluster import DEPLOY, METRICS_SERVICE, POLICY, SYSTEM, UNINSTALL
 from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
 from specs import hello, template
@@ -33,23 +34,11 @@ pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
 NAMESPACED_OVERLAY = DEPLOY / "overlays" / "namespaced"
-SYSTEM = "bluegreen-system"
 SA = "bluegreen-operator"
-METRICS_SERVICE = "bluegreen-operator-metrics"
 MONITORING = DEPLOY / "monitoring"
 APP = "hello"
 INGRESS = {"host": "hello.example.com", "previewHost": "hello-preview.example.com"}
-# What deploy/README.md tells users to delete to uninstall (every object but the CRD).
-POLICY = "bluegreenapps.bluegreen.dev-workload-rights"
-UNINSTALL = (
-    "clusterrolebinding/bluegreen-operator",
-    "clusterrole/bluegreen-operator",
-    f"validatingadmissionpolicybinding/{POLICY}",
-    f"validatingadmissionpolicy/{POLICY}",
-    f"namespace/{SYSTEM}",
-)
 # What the API server answers a request RBAC refuses: "403 Forbidden: ... is forbidden: ...".
 # (Not a bare 403: log timestamps end in milliseconds like ",403".)
 REFUSED = re.compile(r"forbidden|\s403\s", re.IGNORECASE)

@@ -187,6 +187,22 @@ def test_a_clean_shutdown_hands_over_at_once(
     driver.wait_app(namespace, APP, phase="Paused", previewColor="green")
 
 
+def test_a_standby_stops_at_sigterm_and_never_takes_the_lease(
+    driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
+) -> None:
+    """In a container the operator is PID 1, for which SIGTERM's default action does
+    nothing: a standby that left SIGTERM to it went on trying, took the lease while
+    terminating and was killed holding it (tests/e2e/test_helm_install.py saw the next
+    leader wait the lease out). Handled, it exits at once, cleanly (0, not the -15 of the
+    default action), having taken nothing."""
+    _a, b = two_replicas_a_leading(driver, namespace, replica)
+    assert b.proc is not None
+    b.proc.terminate()
+    assert b.proc.wait(timeout=RETRY + 5) == 0, b.tail()
+    assert holder(driver, namespace) == "a"
+    assert "leads" not in b.log_path.read_text().replace("waiting for lease", "")
+
+
 def test_the_standby_serves_metrics_and_is_ready_and_takes_over_the_leader_gauge(
     driver: Driver, namespace: str, replica: Callable[..., OperatorProcess]
 ) -> None:

@@ -7,7 +7,6 @@ operator did, as seen through the API (children, Services' endpoints, status, Ev
 from __future__ import annotations
 
 import subprocess
-import threading
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from bluegreen.core.revision import revision_of
 
 from driver import Driver, SelectorHistory, pause, refusing_selector
-from kubehelpers import KubeCluster, wait_for
+from kubehelpers import KubeCluster, Sampler, wait_for
 from operator_process import OperatorProcess
 from specs import hello, template
 
@@ -95,26 +94,15 @@ def test_create_runs_blue_behind_both_services(
 # ---------------------------------------------------------------- 2, 3, 12. preview and promote
 
 
-class EndpointWatcher:
+class EndpointWatcher(Sampler[set[str]]):
     """Samples the prod Service's ready endpoints continuously during a switch."""
 
     def __init__(self, driver: Driver, namespace: str, service: str) -> None:
-        self.driver, self.namespace, self.service = driver, namespace, service
-        self.samples: list[set[str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(lambda: driver.ready_endpoint_pods(namespace, service), interval=0)
 
-    def __enter__(self) -> EndpointWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append(self.driver.ready_endpoint_pods(self.namespace, self.service))
+    @property
+    def samples(self) -> list[set[str]]:
+        return self.values
 
 
 def test_new_version_waits_on_preview_then_promote_switches_prod(
