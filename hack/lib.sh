@@ -130,9 +130,12 @@ wait_until() {
   shift 2
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
+    # Asked after the pause, not before it: right after `&` the pid can still be the
+    # forked shell, not yet the program (a check that fails at once, like a refused
+    # connect, would otherwise call a starting program gone).
+    sleep 0.2
     running "$name" || failed "$name" "exited during startup"
     ((SECONDS < deadline)) || failed "$name" "was not healthy after ${timeout}s"
-    sleep 0.2
   done
 }
 
