@@ -25,6 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+# Every connection of the generator starts from this address, which nothing else on the
+# host uses. A connection attempt to a NodePort whose Service has no endpoints yet (a
+# readiness poll such as realnode.answer) is rejected without NAT, and its conntrack entry
+# stays in SYN_SENT for 120 s. A later SYN with the same 4-tuple is taken for a
+# retransmission of that attempt: it skips the DNAT and is refused. The kernel hands out
+# source ports per destination in sequence, so from the same address the generator walked
+# into such ports within seconds (1-2 refused requests in most runs); from its own
+# address its tuples can never be ones a poll left behind.
+SOURCE = "127.0.0.2"
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ async def _one(host: str, port: int, timeout: float, t0: float, keep: list[Resul
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, port, local_addr=(SOURCE, 0))
             writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
             await writer.drain()
             raw = await reader.read()
@@ -169,7 +178,7 @@ async def _keepalive_connection(
             try:
                 async with asyncio.timeout(timeout):
                     if conn is None:
-                        conn = await asyncio.open_connection(host, port)
+                        conn = await asyncio.open_connection(host, port, local_addr=(SOURCE, 0))
                     status, version, closes = await _exchange(*conn, host)
                 error = None
                 if closes:

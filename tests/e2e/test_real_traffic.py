@@ -11,14 +11,18 @@ skip with the reason.
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from typing import Any
 
 import pytest
 
+import loadgen
 from driver import Driver
 from kubehelpers import wait_for
 from loadgen import Run
 from operator_process import OperatorProcess
+from realnode import answer, node_port, template
 from traffic import deploy_v1, rollback_under_load, switch_under_load, unready_version_under_load
 
 Obj = dict[str, Any]
@@ -32,7 +36,10 @@ RATE = 150
 
 def describe(run: Run) -> str:
     failures = run.failures
-    sample = ", ".join(f"{r.sent:.2f}s {r.status} {r.error}" for r in failures[:10])
+    sample = ", ".join(
+        f"{r.sent:.2f}s (wall {run.started_wall + r.sent:.3f}) {r.status} {r.error}"
+        for r in failures[:10]
+    )
     return (
         f"{len(run.results)} requests, {len(failures)} failed "
         f"(first: {sample or '-'}), versions {dict(run.versions())}"
@@ -121,3 +128,102 @@ def test_unready_version_never_gets_prod_traffic(
     assert driver.selector_color(namespace, "web") == old_color
     assert app["status"]["phase"] == "Progressing", app["status"]
     assert "0/3 pods available" in app["status"]["message"], app["status"]
+
+
+# ---------------------------------------------------------------- the generator's own address
+
+
+def _http_from(source: tuple[str, int], port: int) -> str:
+    """One GET to 127.0.0.1:port from exactly ``source`` (address, port): the status line,
+    or the error's name."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.settimeout(5)
+    try:
+        sock.bind(source)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return sock.recv(64).split(b"\r\n", 1)[0].decode()
+    except OSError as exc:
+        return type(exc).__name__
+    finally:
+        sock.close()
+
+
+def _conntrack_state(source_port: int, port: int) -> str:
+    listed = subprocess.run(
+        [
+            "conntrack",
+            "-L",
+            "-p",
+            "tcp",
+            "--src",
+            "127.0.0.1",
+            "--sport",
+            str(source_port),
+            "--dport",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return listed.stdout
+
+
+def test_a_poll_refused_before_the_endpoints_cannot_refuse_the_load(
+    real_node: None, driver: Driver, namespace: str
+) -> None:
+    """A request to a NodePort whose Service has no endpoints yet is rejected without NAT,
+    and its conntrack entry outlives it (SYN_SENT, 120 s): a later SYN from the same
+    address and port is taken for its retransmission and refused, though the Service now
+    answers. Readiness polls leave such entries on 127.0.0.1; the load generator sends from
+    an address of its own (loadgen.SOURCE), so none of its requests can meet one."""
+    labels = {"app": "probe"}
+    pod = template("v1")
+    pod["metadata"]["labels"] = labels
+    driver.create(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "probe"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": pod},
+        },
+    )
+    svc = driver.create(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "probe"},
+            "spec": {
+                "type": "NodePort",
+                "selector": labels,
+                "ports": [{"port": 80, "targetPort": 8080}],
+            },
+        },
+    )
+    port = node_port(svc)
+
+    # A poll while there is no endpoint, once kube-proxy rejects it (before its rules are
+    # written, the attempt is refused by the host instead and its entry closes at once).
+    def rejected_poll() -> int | None:
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            source_port = free.getsockname()[1]
+        assert _http_from(("127.0.0.1", source_port), port) == "ConnectionRefusedError"
+        return source_port if "SYN_SENT" in _conntrack_state(source_port, port) else None
+
+    source_port = wait_for(rejected_poll, timeout=30, what=f"a rejected poll of :{port}")
+
+    driver.merge_patch("Deployment", namespace, "probe", {"spec": {"replicas": 1}})
+    wait_for(lambda: answer(port) == "v1", timeout=60, what=f"v1 answering on :{port}")
+
+    # The generator's address never shares the tuple the poll left behind...
+    assert _http_from((loadgen.SOURCE, source_port), port) == "HTTP/1.1 200 OK"
+    # ...and the hazard is real: from the poll's own address the same port, though the
+    # Service answers, is still refused (which also ends the stale entry).
+    assert _http_from(("127.0.0.1", source_port), port) == "ConnectionRefusedError", (
+        _conntrack_state(source_port, port)
+    )
