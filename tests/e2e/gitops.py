@@ -7,6 +7,7 @@ import contextlib
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -90,6 +91,7 @@ class Application:
 
     def __init__(self, driver: Driver, body: Obj) -> None:
         self.name = body["metadata"]["name"]
+        self.dyn = driver.dyn
         self.resource = driver.dyn.resources.get(
             api_version="argoproj.io/v1alpha1", kind="Application"
         )
@@ -98,6 +100,20 @@ class Application:
     def get(self) -> Obj:
         found = self.resource.get(name=self.name, namespace=ARGOCD_NAMESPACE)
         return dict(found.to_dict())
+
+    def changes(self, since: str, seconds: int) -> Iterator[Obj]:
+        """Each version of the Application after resourceVersion ``since`` (in order, none
+        left out), for at most ``seconds``; a watch event of type ERROR is raised."""
+        for event in self.dyn.watch(
+            self.resource,
+            namespace=ARGOCD_NAMESPACE,
+            name=self.name,
+            resource_version=since,
+            timeout=seconds,
+        ):
+            if event["type"] == "ERROR":
+                raise RuntimeError(f"watch of Application {self.name}: {event['raw_object']}")
+            yield dict(event["raw_object"])
 
     def observed(self) -> Observed:
         return Observed.of(self.get())
@@ -139,15 +155,20 @@ class Application:
 
 
 class StatusHistory:
-    """Polls an Application in the background and records each distinct state it shows, in
-    order: how a test proves what a user watching Argo CD would have seen."""
+    """Watches an Application in the background and records each distinct state it shows,
+    in order: how a test proves what a user watching Argo CD would have seen. A watch, not
+    polling: a state shown for less than a polling interval (Synced/Suspended between a
+    sync and the next push can last a tenth of a second) is recorded too."""
 
-    def __init__(self, application: Application, interval: float = 0.25) -> None:
+    WINDOW = 1  # seconds each watch request lasts, so the thread notices stop()
+
+    def __init__(self, application: Application) -> None:
         self.application = application
-        self.interval = interval
         self.states: list[Observed] = []
         self.since: list[float] = []  # when each state was first seen (time.monotonic())
-        self.polls = 0
+        self.reads = 0  # the list and each watch window that ended without an error
+        self.last_read = 0.0  # when the last of them ended (time.monotonic())
+        self.stopped = 0.0  # when the test stopped watching
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -157,21 +178,36 @@ class StatusHistory:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stopped = time.monotonic()
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def watched_to_the_end(self) -> bool:
+        """Whether the watch was still going when the test stopped: a read ended within
+        a few windows of it (a watch that died early would leave the last states out)."""
+        return self.reads > 0 and self.stopped - self.last_read < 3 * self.WINDOW
+
+    def _record(self, application: Obj) -> str:
+        state = Observed.of(application)
+        if not self.states or self.states[-1] != state:
+            self.states.append(state)
+            self.since.append(time.monotonic())
+        return str(application["metadata"]["resourceVersion"])
+
     def _run(self) -> None:
+        version: str | None = None
         while not self._stop.is_set():
             try:
-                state = self.application.observed()
+                if version is None:
+                    version = self._record(self.application.get())
+                for application in self.application.changes(version, self.WINDOW):
+                    version = self._record(application)
+                self.reads += 1
+                self.last_read = time.monotonic()
             except Exception as exc:  # recorded, so the test shows it instead of a gap
                 self.errors.append(repr(exc))
-            else:
-                self.polls += 1
-                if not self.states or self.states[-1] != state:
-                    self.states.append(state)
-                    self.since.append(time.monotonic())
-            time.sleep(self.interval)
+                version = None
+                time.sleep(0.25)
 
     def drift(self) -> list[Observed]:
         """Each OutOfSync shown for a Git revision that Argo CD had already shown Synced: the
