@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +119,7 @@ def _service_port(port: Obj, role: names.ServiceRole) -> Obj:
     return port
 
 
-def prod_annotations(switch_record: dict[str, str], live_template: Obj | None) -> dict[str, str]:
+def prod_annotations(switch_record: Mapping[str, str], live_template: Obj | None) -> dict[str, str]:
     """What the prod Service records: the last switch, and the template prod serves
     (when known: nothing served before the first rollout)."""
     if live_template is None:

@@ -17,7 +17,7 @@ import pydantic
 
 from bluegreen.api.models import BlueGreenAppStatus, Condition
 from bluegreen.core.clock import format_time
-from bluegreen.core.planner import Action, Plan, Status
+from bluegreen.core.plans import Action, Plan, Status
 
 Obj = dict[str, Any]
 Truth = Literal["True", "False", "Unknown"]

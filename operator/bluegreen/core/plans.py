@@ -1,0 +1,105 @@
+"""The planner's plain data: what a pass plans from (:class:`App`, :class:`Observed`) and
+what it plans (:class:`Plan`: the writes, the status they lead to, the checks to run)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus, Color, Phase
+from bluegreen.core import gates, names
+from bluegreen.core.desired import Obj, Owner
+
+Kind = Literal["Deployment", "Service", "Ingress", "Job"]
+Verb = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True)
+class App:
+    """The BlueGreenApp as read: who owns the children, and what the user asked for."""
+
+    owner: Owner
+    generation: int
+    spec: BlueGreenAppSpec
+    # The status last written (None when absent or unreadable): the fallback record of
+    # what is live, should the prod Service be lost.
+    recorded: BlueGreenAppStatus | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The children that exist (by color or role), whoever owns them, the endpoints of the
+    preview and prod Services, and the app's ReplicaSets (which name each revision's pods)."""
+
+    deployments: Mapping[Color, Obj] = field(default_factory=dict)
+    services: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
+    ingresses: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
+    preview_endpoints: Sequence[Obj] = ()
+    replicasets: Sequence[Obj] = ()
+    prod_endpoints: Sequence[Obj] = ()
+    # The check runner's tallies of the HTTP check runs, and the app's check Jobs.
+    check_tallies: Mapping[gates.RunKey, gates.Tally] = field(default_factory=dict)
+    jobs: Sequence[Obj] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    kind: Kind
+    name: str
+    body: Obj | None
+    reason: str  # the Event's reason: Created, Deploying, Scaled, Switched, Updated, Deleted
+    why: str  # the Event's message and the log line
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``status`` will say (:mod:`bluegreen.core.status` turns it into the status model).
+
+    ``available`` is None when it is not known (the pass stopped before looking)."""
+
+    phase: Phase
+    reason: str
+    message: str
+    active_color: Color | None
+    active_revision: str | None
+    available: bool | None
+    preview_color: Color | None = None
+    preview_revision: str | None = None
+    previous_revision: str | None = None
+    switched_at: str | None = None
+    # The scale subresource: the live color's pods and their selector.
+    replicas: int | None = None
+    selector: str | None = None
+    # Each check of the revision being released or verified.
+    checks: tuple[CheckStatus, ...] = ()
+    # A revision switched back after a failed check, with the retryChecks then.
+    rolled_back: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The writes, and what status says once they are all done. When the plan switches,
+    ``status_unswitched`` is what it says should the switch not be written (refused, or
+    blocked by a foreign object): prod then still selects the old color."""
+
+    actions: tuple[Action, ...]
+    status: Status
+    requeue_after: float | None = None
+    status_unswitched: Status | None = None
+    # Children of this app's names that belong to someone else, as "Kind name".
+    conflicts: tuple[str, ...] = ()
+    # A Warning Event to post once the switch is written.
+    switch_warning: str | None = None
+    # The HTTP check runs due now (the check runner probes them off the reconcile path).
+    probes: tuple[gates.Probe, ...] = ()
+
+    @property
+    def switch(self) -> Action | None:
+        """The write that moves prod traffic, when this plan switches."""
+        return next((a for a in self.actions if a.reason == "Switched"), None)
+
+    @property
+    def switches(self) -> bool:
+        return self.status_unswitched is not None
