@@ -284,7 +284,7 @@ def test_checks_wait_for_the_preview_endpoints_and_never_claim_to_have_passed(
 
 def test_ready_preview_is_checked_before_the_switch() -> None:
     p = plan(checked(promote=True), preview_waiting(), NOW)
-    assert not p.switches
+    assert not p.switch.planned
     assert writes(p) == []
     assert (p.status.phase, p.status.reason) == ("Progressing", "Checking")
     assert "smoke Running" in p.status.message
@@ -304,7 +304,7 @@ def test_checks_run_without_promote_too_and_then_it_pauses() -> None:
 def test_every_check_passed_switches_prod_in_one_write() -> None:
     obs = with_checks(preview_waiting(), check_tallies={key(): Tally("Passed", 2)})
     p = plan(checked(promote=True), obs, NOW)
-    assert p.switches
+    assert p.switch.planned
     assert writes(p) == [("update", "Service", "demo")]
     assert selector_color(body(p, "Service", "demo")) == "green"
     assert [(c.name, c.state) for c in p.status.checks] == [("smoke", "Passed")]
@@ -314,7 +314,7 @@ def test_a_failed_check_blocks_the_switch_and_degrades_with_its_answer() -> None
     tally = Tally("Failed", 0, 2, "HTTP 500: oops (expected 200)")
     obs = with_checks(preview_waiting(), check_tallies={key(): tally})
     p = plan(checked(promote=True), obs, NOW)
-    assert not p.switches and writes(p) == []
+    assert not p.switch.planned and writes(p) == []
     assert (p.status.phase, p.status.reason) == ("Degraded", "CheckFailed")
     assert "check smoke failed" in p.status.message and "HTTP 500: oops" in p.status.message
     assert p.probes == ()  # a failed run is over
@@ -335,7 +335,7 @@ def test_a_new_template_runs_the_checks_again() -> None:
 def test_the_status_is_the_record_of_a_pass_after_a_restart() -> None:
     passed = CheckStatus(name="smoke", stage="preview", revision=R2, state="Passed", successes=2)
     a = replace(checked(promote=True), recorded=BlueGreenAppStatus(checks=[passed]))
-    assert plan(a, preview_waiting(), NOW).switches
+    assert plan(a, preview_waiting(), NOW).switch.planned
 
 
 def test_a_job_check_is_a_job_created_once_the_preview_is_ready() -> None:
@@ -352,15 +352,19 @@ def test_a_job_check_is_a_job_created_once_the_preview_is_ready() -> None:
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["PREVIEW_URL"] == "http://demo-preview.shop.svc:80"
     assert env["REVISION"] == R2
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_a_failed_job_blocks_the_switch_a_complete_one_opens_it() -> None:
     a = checked(promote=True, checks=[DB])
     failed = plan(a, with_checks(preview_waiting(), jobs=[job("Failed")]), NOW)
-    assert (failed.status.reason, failed.switches, writes(failed)) == ("CheckFailed", False, [])
+    assert (failed.status.reason, failed.switch.planned, writes(failed)) == (
+        "CheckFailed",
+        False,
+        [],
+    )
     assert "job Failed" in failed.status.message
-    assert plan(a, with_checks(preview_waiting(), jobs=[job("Complete")]), NOW).switches
+    assert plan(a, with_checks(preview_waiting(), jobs=[job("Complete")]), NOW).switch.planned
 
 
 def test_check_jobs_of_other_runs_are_deleted() -> None:
@@ -409,7 +413,7 @@ def test_a_failed_verification_switches_back_in_one_write() -> None:
     p = plan(
         checked(promote=True), verifying(NOW - timedelta(seconds=5), check_tallies=tallies), NOW
     )
-    assert p.switches
+    assert p.switch.planned
     assert writes(p) == [("update", "Service", "demo")]
     prod = body(p, "Service", "demo")
     assert selector_color(prod) == "blue"
@@ -436,7 +440,7 @@ def test_an_unavailable_new_color_switches_back_too() -> None:
         {"type": "Available", "status": "False", "message": "minimum availability"}
     ]
     p = plan(checked(promote=True), obs, NOW)
-    assert p.switches and p.status.reason == "RolledBack"
+    assert p.switch.planned and p.status.reason == "RolledBack"
     assert "not available" in p.status.message
 
 
@@ -445,7 +449,7 @@ def test_without_checks_there_is_no_verification() -> None:
     p = plan(
         app(T2, promote=True), verifying(NOW - timedelta(seconds=5), check_tallies=tallies), NOW
     )
-    assert not p.switches and p.probes == ()
+    assert not p.switch.planned and p.probes == ()
 
 
 def test_after_the_window_verification_ends_passed_and_the_old_color_scales_down() -> None:
@@ -481,7 +485,7 @@ def rolled_back_state(**fields: Any) -> tuple[App, Observed]:
 def test_a_switched_back_revision_is_never_promoted_again() -> None:
     a, obs = rolled_back_state()
     p = plan(a, obs, NOW)
-    assert not p.switches and p.probes == ()
+    assert not p.switch.planned and p.probes == ()
     assert (p.status.phase, p.status.reason) == ("Degraded", "RolledBack")
     assert p.status.rolled_back == (R2, 0)
     assert writes(p) == []  # the mark stays on the prod Service: no write
@@ -534,7 +538,7 @@ def test_reverting_to_the_live_revision_after_a_switch_back_verifies_nothing() -
     a = replace(a, spec=spec(T1, checks=[SMOKE], promote=True))
     failing = {key(stage="prod", revision=R1): Tally("Failed", 0, 2, "HTTP 500")}
     p = plan(a, replace(obs, check_tallies=failing), NOW)
-    assert not p.switches and p.probes == ()
+    assert not p.switch.planned and p.probes == ()
     assert p.status.phase == "Healthy" and p.status.rolled_back is None
     # preview goes back to the live color; the prod Service keeps the mark: no write to it
     assert writes(p) == [("update", "Service", "demo-preview")]
@@ -548,7 +552,7 @@ def test_a_new_template_after_a_switch_back_is_checked_and_promoted() -> None:
     p = plan(
         a, replace(obs, check_tallies={key(revision=revision_of(T3)): Tally("Passed", 2)}), NOW
     )
-    assert p.switches
+    assert p.switch.planned
     prod = body(p, "Service", "demo")
     assert names.ANNOTATION_ROLLED_BACK not in prod["metadata"]["annotations"]
 

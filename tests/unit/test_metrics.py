@@ -146,9 +146,7 @@ def test_a_switch_whose_release_began_before_this_replica_led_only_counts(
 ) -> None:
     """The start of that release is not known here: no made-up latency."""
     api = preview_ready_for_switch()
-    metrics.current().written(
-        (NS, NAME), reconciler.planner.Action("update", "Service", NAME, None, "Switched", "")
-    )
+    metrics.current().switched((NS, NAME))
     assert value(m, "bluegreen_switches_total") == 1
     assert value(m, "bluegreen_switch_after_change_seconds_count") == 0
     reconciler.reconcile(

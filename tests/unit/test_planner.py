@@ -263,7 +263,7 @@ def test_promote_scales_a_small_preview_up_before_switching() -> None:
     p = plan(app(T2, promote=True, previewReplicas=1), preview_waiting(previewReplicas=1), NOW)
     assert writes(p) == [("update", "Deployment", "demo-green")]
     assert body(p, "Deployment", "demo-green")["spec"]["replicas"] == 3
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_promote_waits_for_the_preview_endpoints() -> None:
@@ -277,7 +277,7 @@ def test_promote_waits_for_the_preview_endpoints() -> None:
 def test_endpoints_of_the_other_color_do_not_count() -> None:
     obs = observed(**{**_parts(preview_waiting()), "eps": endpoints("demo-blue", 3)})
     p = plan(app(T2, promote=True), obs, NOW)
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_promote_switches_prod_in_one_write_when_fully_ready() -> None:
@@ -288,7 +288,7 @@ def test_promote_switches_prod_in_one_write_when_fully_ready() -> None:
     annotations = prod["metadata"]["annotations"]
     assert annotations[names.ANNOTATION_PREVIOUS_REVISION] == R1
     assert annotations[names.ANNOTATION_SWITCHED_AT] == "2026-11-26T12:00:00Z"
-    assert p.switches
+    assert p.switch.planned
     assert (p.status.phase, p.status.active_color, p.status.active_revision) == (
         "Healthy",
         "green",
@@ -475,7 +475,7 @@ def test_rollback_to_a_scaled_down_color_scales_it_up_first() -> None:
     ]
     blue = body(p, "Deployment", "demo-blue")
     assert (blue["spec"]["replicas"], blue["metadata"]["labels"][names.LABEL_REVISION]) == (3, R1)
-    assert not p.switches
+    assert not p.switch.planned
 
 
 # ------------------------------------------------------------------ 6, 7. in-place changes
@@ -540,7 +540,7 @@ def test_a_foreign_idle_deployment_blocks_the_preview_and_the_switch() -> None:
     parts["green"] = deployment("green", T2, 3, owner=STRANGER)
     p = plan(app(T2, promote=True), observed(**parts), NOW)
     assert all(a.name != "demo-green" for a in p.actions)
-    assert not p.switches
+    assert not p.switch.planned
     assert written_status(p).phase == "Degraded"
 
 
@@ -549,7 +549,7 @@ def test_a_foreign_prod_service_blocks_the_switch_and_status_keeps_the_live_colo
     parts = _parts(preview_waiting())
     parts["prod"] = service("prod", "blue", owner=STRANGER)
     p = plan(app(T2, promote=True), observed(**parts), NOW)
-    assert p.switch is None
+    assert p.switch.action is None
     reported = written_status(p)
     assert (reported.activeColor, reported.activeRevision) == ("blue", R1)
     assert reported.phase == "Degraded"
@@ -683,7 +683,7 @@ def test_a_deleted_prod_service_with_promote_is_recreated_before_it_switches() -
     parts["prod"] = None
     p = plan(app_with_status(T2, recorded("blue", R1), promote=True), observed(**parts), NOW)
     assert selector_color(body(p, "Service", "demo")) == "blue"
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_a_deleted_prod_service_after_a_switch_keeps_prod_on_the_new_color() -> None:
@@ -709,7 +709,7 @@ def test_a_hand_edited_prod_selector_is_put_back_on_the_promoted_color() -> None
     assert writes(p) == [("update", "Service", "demo")]
     assert selector_color(body(p, "Service", "demo")) == "green"
     assert ("update", "Deployment", "demo-blue") not in writes(p)  # blue is not scaled up
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_a_hand_edited_prod_selector_does_not_promote_a_waiting_preview() -> None:
@@ -746,7 +746,7 @@ def test_ready_pods_of_an_older_revision_of_the_same_color_do_not_count() -> Non
         [*obs.replicasets, replicaset(old_green, pod_hash="0ldh4sh")],
     )
     p = plan(app(T2, promote=True), obs, NOW)
-    assert not p.switches
+    assert not p.switch.planned
     assert p.status.reason == "WaitingForEndpoints"
     assert "0/3" in p.status.message
 
@@ -755,7 +755,7 @@ def test_without_the_new_replicaset_no_endpoint_counts() -> None:
     parts = _parts(preview_waiting())
     obs = observed(**parts)
     p = plan(app(T2, promote=True), Observed(*list(vars(obs).values())[:4], []), NOW)
-    assert not p.switches
+    assert not p.switch.planned
 
 
 @pytest.mark.parametrize(

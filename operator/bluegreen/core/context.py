@@ -89,7 +89,12 @@ class Decision:
     live_template: Obj | None
     status: Status
     requeue_after: float | None = None
-    switched: bool = False
+    # When this decision switches prod: what status says should that write not be done.
     status_unswitched: Status | None = None
+    switch_due: bool = False  # see plans.Switch.due
     probes: tuple[gates.Probe, ...] = ()
     jobs: tuple[Obj, ...] = ()  # check Jobs to create when missing
+
+    @property
+    def switches(self) -> bool:
+        return self.status_unswitched is not None

@@ -17,18 +17,28 @@ manner of Argo Rollouts' ``rolloutBlueGreen``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from bluegreen.core import names
 from bluegreen.core.context import Decision, Pass
 from bluegreen.core.live import conflicts, read_pass
-from bluegreen.core.plans import Action, App, Observed, Plan, Status
+from bluegreen.core.plans import Action, App, Observed, Plan, Status, Switch
 from bluegreen.core.release import release
 from bluegreen.core.steady import RECHECK_PROD_ENDPOINTS, steady
 from bluegreen.core.writes import child_writes, job_writes, stale_ingresses, wanted_children
 
-__all__ = ["RECHECK_PROD_ENDPOINTS", "Action", "App", "Observed", "Plan", "Status", "plan"]
+__all__ = [
+    "RECHECK_PROD_ENDPOINTS",
+    "Action",
+    "App",
+    "Observed",
+    "Plan",
+    "Status",
+    "Switch",
+    "plan",
+]
 
 # Below this, the previous color may be gone before every node's kube-proxy follows the
 # switch: measured on a real node, kube-proxy applied it up to ~1.1 s after the selector
@@ -46,9 +56,8 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
         tuple(actions),
         decision.status,
         decision.requeue_after,
-        decision.status_unswitched,
+        the_switch(app, decision, actions),
         conflicts=tuple(f"{kind} {name}" for kind, name in conflicts(app, observed)),
-        switch_warning=short_delay_warning(app) if decision.switched else None,
         probes=decision.probes,
     )
 
@@ -56,7 +65,7 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
 def decide(ctx: Pass) -> Decision:
     """Steady or releasing; what prod serves is recorded unless this plan switches."""
     decision = steady(ctx) if ctx.active_revision == ctx.wanted else release(ctx)
-    if decision.switched or ctx.live.template is None:
+    if decision.switches or ctx.live.template is None:
         return decision
     return replace(decision, live_template=ctx.live.template)
 
@@ -65,7 +74,7 @@ def writes(ctx: Pass, decision: Decision) -> list[Action]:
     """The writes of the decision, none on a child that belongs to someone else."""
     app = ctx.app
     blocked = set(conflicts(app, ctx.observed))
-    switching = names.service_name(app.owner.name, "prod") if decision.switched else None
+    switching = names.service_name(app.owner.name, "prod") if decision.switches else None
     wanted = wanted_children(app, decision)
     actions = [
         a for a in child_writes(wanted, ctx.ours, switching) if (a.kind, a.name) not in blocked
@@ -73,6 +82,20 @@ def writes(ctx: Pass, decision: Decision) -> list[Action]:
     actions += stale_ingresses(ctx)
     actions += job_writes(app, ctx.observed, decision)
     return actions
+
+
+def the_switch(app: App, decision: Decision, actions: Sequence[Action]) -> Switch:
+    """The switch as one value: due or not, and, when planned, its write and its warning."""
+    if not decision.switches:
+        return Switch(due=decision.switch_due)
+    prod = names.service_name(app.owner.name, "prod")
+    action = next((a for a in actions if a.kind == "Service" and a.name == prod), None)
+    return Switch(
+        due=decision.switch_due,
+        unswitched=decision.status_unswitched,
+        action=action,
+        warning=short_delay_warning(app),
+    )
 
 
 def short_delay_warning(app: App) -> str | None:

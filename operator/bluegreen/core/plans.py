@@ -79,27 +79,41 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Switch:
+    """The move of prod traffic as one plan sees it, in one value: whether it is due, whether
+    this plan writes it, which write it is, and what status says should it not be written."""
+
+    # The new revision is rolled out at the size the switch wants (the clock of
+    # bluegreen_switch_after_ready_seconds starts at the first plan that finds it so).
+    due: bool = False
+    # Planned: what status says should the switch not be written (refused, or blocked by a
+    # foreign object): prod then still selects the old color. None: no switch planned.
+    unswitched: Status | None = None
+    # The prod Service's write; None when not planned, or when it is blocked.
+    action: Action | None = None
+    # A Warning Event to post once the switch is written.
+    warning: str | None = None
+
+    @property
+    def planned(self) -> bool:
+        return self.unswitched is not None
+
+    def is_written(self, done: Sequence[Action]) -> bool:
+        return self.action is not None and self.action in done
+
+
+NO_SWITCH = Switch()
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The writes, and what status says once they are all done. When the plan switches,
-    ``status_unswitched`` is what it says should the switch not be written (refused, or
-    blocked by a foreign object): prod then still selects the old color."""
+    """The writes, what status says once they are all done, and the switch among them."""
 
     actions: tuple[Action, ...]
     status: Status
     requeue_after: float | None = None
-    status_unswitched: Status | None = None
+    switch: Switch = NO_SWITCH
     # Children of this app's names that belong to someone else, as "Kind name".
     conflicts: tuple[str, ...] = ()
-    # A Warning Event to post once the switch is written.
-    switch_warning: str | None = None
     # The HTTP check runs due now (the check runner probes them off the reconcile path).
     probes: tuple[gates.Probe, ...] = ()
-
-    @property
-    def switch(self) -> Action | None:
-        """The write that moves prod traffic, when this plan switches."""
-        return next((a for a in self.actions if a.reason == "Switched"), None)
-
-    @property
-    def switches(self) -> bool:
-        return self.status_unswitched is not None

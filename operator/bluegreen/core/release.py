@@ -62,13 +62,15 @@ def release(ctx: Pass) -> Decision:
     waiting = _waiting(ctx, gate, preview.mark)
     if may_switch(ctx, preview, gate):
         return _switch(ctx, preview, gate, waiting)
+    status, due = _summary(ctx, preview, gate, waiting)
     return Decision(
         ctx.active,
         ctx.idle,
         preview.deployments,
         ctx.record,
         None,
-        _summary(ctx, preview, gate, waiting),
+        status,
+        switch_due=due,
         probes=checks.probes(ctx, "preview", gate) if preview.is_checked else (),
         jobs=checks.check_jobs(ctx, gate) if preview.is_checked else (),
     )
@@ -170,21 +172,22 @@ def _switch(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> D
         spec.template,
         status,
         float(spec.scaleDownDelaySeconds),
-        switched=True,
         status_unswitched=unswitched,
+        switch_due=True,
     )
 
 
-def _summary(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> Status:
-    """Why prod does not switch yet: stuck (the first three), or on its way."""
+def _summary(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> tuple[Status, bool]:
+    """Why prod does not switch yet: stuck (the first three), or on its way; and whether
+    the switch is due (rolled out, waiting for the endpoints)."""
     idle, wanted, idle_dep = ctx.idle, ctx.wanted, ctx.idle_dep
     failure = has_failed_progress(idle_dep)
     if failure and revision_label(idle_dep) == wanted:
         return replace(
             waiting, phase="Degraded", reason="RolloutFailed", message=f"preview {idle}: {failure}"
-        )
+        ), False
     if preview.mark is not None:
-        return _rolled_back_status(ctx.app.recorded, waiting, wanted)
+        return _rolled_back_status(ctx.app.recorded, waiting, wanted), False
     if gate.failed is not None:
         return replace(
             waiting,
@@ -194,11 +197,13 @@ def _summary(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> 
             f"{gate.failed.message}; prod stays on {ctx.active} (revision "
             f"{ctx.active_revision}); change the template or spec.retryChecks to run the "
             "checks again",
-        )
+        ), False
     return _on_its_way(ctx, preview, gate, waiting)
 
 
-def _on_its_way(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> Status:
+def _on_its_way(
+    ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status
+) -> tuple[Status, bool]:
     """Rolling out, waiting for its endpoints, checking, or waiting for promotion."""
     idle, wanted, target, ready_eps = ctx.idle, ctx.wanted, preview.target, preview.ready_endpoints
     if not preview.rolled_out:
@@ -206,20 +211,20 @@ def _on_its_way(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) 
         return replace(
             waiting,
             message=f"rolling out revision {wanted} on {idle}: {have}/{target} pods available",
-        )
+        ), False
     if gate.state != "Passed" and not preview.is_ready:
         return replace(
             waiting,
             reason="WaitingForEndpoints",
             message=f"revision {wanted} is rolled out on {idle}; its checks start once the "
             f"preview Service lists its pods ready: {ready_eps}/{target}",
-        )
+        ), True
     if gate.state != "Passed":
         return replace(
             waiting,
             reason="Checking",
             message=f"revision {wanted} is ready on {idle}; checking it: {gate.summary()}",
-        )
+        ), False
     if not ctx.app.spec.promote:
         preview_service = names.service_name(ctx.app.owner.name, "preview")
         passed = "; its checks passed" if ctx.app.spec.checks else ""
@@ -229,13 +234,13 @@ def _on_its_way(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) 
             reason="WaitingForPromotion",
             message=f"revision {wanted} is ready on {idle} behind Service {preview_service}"
             f"{passed}; set spec.promote to true to switch prod to it",
-        )
+        ), False
     return replace(
         waiting,
         reason="WaitingForEndpoints",
         message=f"revision {wanted} is rolled out on {idle}; waiting for the preview Service "
         f"to list its pods ready: {ready_eps}/{target}",
-    )
+    ), True
 
 
 def _rolled_back_status(recorded: BlueGreenAppStatus | None, waiting: Status, want: str) -> Status:

@@ -41,8 +41,9 @@ def after_pass(
     now: datetime,
 ) -> BlueGreenAppStatus:
     summary = plan.status
-    if plan.status_unswitched is not None and (plan.switch is None or plan.switch not in done):
-        summary = plan.status_unswitched  # prod still selects the old color
+    switch = plan.switch
+    if switch.unswitched is not None and not switch.is_written(done):
+        summary = switch.unswitched  # prod still selects the old color
     if plan.conflicts:
         summary = replace(
             summary,

@@ -63,7 +63,6 @@ def switch_back(ctx: Pass, idle_dep: Obj, verify: gates.Gate, failure: str) -> D
         record,
         back_template,
         status,
-        switched=True,
         status_unswitched=_unswitched(ctx, status, failure),
     )
 

@@ -28,7 +28,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from bluegreen.api.models import BlueGreenAppStatus, Phase
-from bluegreen.core.planner import Action, App, Plan
+from bluegreen.core.planner import App, Plan
 from bluegreen.kube import client
 from bluegreen.kube.errors import ApiError, NotLeading, Outage
 
@@ -44,9 +44,6 @@ PHASES: tuple[Phase, ...] = ("Healthy", "Progressing", "Paused", "Degraded")
 # Degraded reasons that mean the pass itself failed (a write or read was refused, the spec
 # cannot be served). ChildConflict and RolloutFailed are the app's state, not the pass's.
 REPORTED_ERRORS = frozenset({"InvalidSpec", "Forbidden", "ChildRejected"})
-# Plan reasons that say the new revision is rolled out at the size prod needs while
-# promote is true: the switch is due as soon as the preview's endpoints list every pod.
-SWITCH_DUE = frozenset({"WaitingForEndpoints", "Switched"})
 
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -201,7 +198,7 @@ class Metrics:
         plan that finds it due."""
         now = self._clock()
         revision = plan.status.preview_revision
-        if plan.switches:
+        if plan.switch.planned:
             revision = plan.status.active_revision
         with self._lock:
             if revision is None:
@@ -210,13 +207,11 @@ class Metrics:
             release = self._releases.get(key)
             if release is None or release.revision != revision:
                 release = self._releases[key] = _Release(revision, now)
-            if plan.status.reason in SWITCH_DUE and release.due_at is None:
+            if plan.switch.due and release.due_at is None:
                 release.due_at = now
 
-    def written(self, key: Key, action: Action) -> None:
-        """A write the API server acknowledged; a switch stops the clocks."""
-        if action.reason != "Switched":
-            return
+    def switched(self, key: Key) -> None:
+        """The switch write, acknowledged by the API server: it stops the clocks."""
         now = self._clock()
         self.switches.inc()
         with self._lock:
@@ -300,8 +295,8 @@ def observe_plan(app: App, plan: Plan) -> None:
     _current.planned((app.owner.namespace, app.owner.name), plan)
 
 
-def observe_write(namespace: str, name: str, action: Action) -> None:
-    _current.written((namespace, name), action)
+def observe_switch(namespace: str, name: str) -> None:
+    _current.switched((namespace, name))
 
 
 def observe_status(body: dict[str, Any], new: BlueGreenAppStatus) -> None:

@@ -246,11 +246,13 @@ def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
             outcome.failures.append(failure)
             continue
         outcome.done.append(action)
-        metrics.observe_write(ns, app_body["metadata"]["name"], action)
+        if action == the_plan.switch.action:
+            metrics.observe_switch(ns, app_body["metadata"]["name"])
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
         kube.post_event(app_body, "Normal", action.reason, action.why)
-    if the_plan.switch_warning and the_plan.switch in outcome.done:
-        kube.post_event(app_body, "Warning", "ShortScaleDownDelay", the_plan.switch_warning)
+    switch = the_plan.switch
+    if switch.warning and switch.is_written(outcome.done):
+        kube.post_event(app_body, "Warning", "ShortScaleDownDelay", switch.warning)
     return outcome
 
 
