@@ -72,7 +72,7 @@ def steady_checks(ctx: Pass, verify: gates.Gate, verifying: bool) -> tuple[Check
     rev = ctx.wanted
     before = gate(ctx, "preview", rev, started=False)
     shown = [c for c in before.checks if c.state in gates.FINAL]
-    recorded = ctx.app.recorded.checks if ctx.app.recorded is not None else []
+    recorded = ctx.recorded.checks if ctx.recorded is not None else ()
     if verifying:
         shown += verify.checks
     elif any(c.stage == "prod" and c.revision == rev for c in recorded):

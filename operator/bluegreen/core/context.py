@@ -13,7 +13,7 @@ from datetime import datetime
 from bluegreen.api.models import Color
 from bluegreen.core import gates, names
 from bluegreen.core.desired import Obj
-from bluegreen.core.plans import App, Observed, Status
+from bluegreen.core.plans import App, Observed, Summary
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Pass:
     # When prod last switched, from which revision, and a revision switched back (the
     # prod Service's annotations, or the status should it have lost them).
     record: Mapping[str, str]
+    # The status last written, as a summary (None when absent or unreadable).
+    recorded: Summary | None = None
 
     @property
     def active(self) -> Color:
@@ -87,10 +89,10 @@ class Decision:
     switch_record: Mapping[str, str]
     # What the prod Service records as served once this plan is carried out (None: unknown).
     live_template: Obj | None
-    status: Status
+    status: Summary
     requeue_after: float | None = None
     # When this decision switches prod: what status says should that write not be done.
-    status_unswitched: Status | None = None
+    status_unswitched: Summary | None = None
     switch_due: bool = False  # see plans.Switch.due
     probes: tuple[gates.Probe, ...] = ()
     jobs: tuple[Obj, ...] = ()  # check Jobs to create when missing

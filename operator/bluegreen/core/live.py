@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bluegreen.api.models import Color
-from bluegreen.core import gates, names
+from bluegreen.core import gates, names, status
 from bluegreen.core.context import Children, Live, Pass
 from bluegreen.core.desired import Obj
 from bluegreen.core.facts import (
@@ -26,7 +26,7 @@ from bluegreen.core.facts import (
     selected_color,
     template_of,
 )
-from bluegreen.core.plans import App, Kind, Observed
+from bluegreen.core.plans import App, Kind, Observed, Summary
 from bluegreen.core.revision import revision_of
 
 Mark = tuple[str, int]  # a revision switched back, and the spec.retryChecks then
@@ -35,14 +35,16 @@ Mark = tuple[str, int]  # a revision switched back, and the spec.retryChecks the
 def read_pass(app: App, observed: Observed, now: datetime) -> Pass:
     """The context of one pass: what the app wants, what is ours, what serves prod."""
     ours = children_of(app, observed)
+    recorded = status.summary_of(app.recorded) if app.recorded is not None else None
     return Pass(
         app=app,
         ours=ours,
         observed=observed,
         now=now,
         wanted=revision_of(app.spec.template),
-        live=find_live(app, ours),
-        record=switch_record(app, ours.services.get("prod")),
+        live=find_live(app, ours, recorded),
+        record=switch_record(app, ours.services.get("prod"), recorded),
+        recorded=recorded,
     )
 
 
@@ -68,7 +70,7 @@ def children_of(app: App, observed: Observed) -> Children:
     return Children(keep(observed.deployments), keep(observed.services), keep(observed.ingresses))
 
 
-def find_live(app: App, ours: Children) -> Live:
+def find_live(app: App, ours: Children, recorded: Summary | None) -> Live:
     """Which color holds the promoted revision. The prod Service records it in the switch
     write itself; should that record be gone (the Service deleted or edited by hand), the
     status the operator wrote; with neither, the Deployments themselves."""
@@ -76,9 +78,8 @@ def find_live(app: App, ours: Children) -> Live:
     template = json_annotation(prod, names.ANNOTATION_LIVE_TEMPLATE)
     if template is not None:
         return _holder(ours, revision_of(template), template, selected_color(prod))
-    recorded = app.recorded
-    if recorded is not None and recorded.activeRevision:
-        live = _holder(ours, recorded.activeRevision, None, recorded.activeColor)
+    if recorded is not None and recorded.active_revision:
+        live = _holder(ours, recorded.active_revision, None, recorded.active_color)
         if live.template is not None:
             return live
     return _live_from_deployments(app, ours, prod)
@@ -113,33 +114,34 @@ def _live_from_deployments(app: App, ours: Children, prod: Obj | None) -> Live:
     return Live(color, revision_label(deployments[color]) or revision_of(template), template)
 
 
-def switch_record(app: App, prod: Obj | None) -> dict[str, str]:
+def switch_record(app: App, prod: Obj | None, recorded: Summary | None) -> dict[str, str]:
     """When prod last switched and from which revision (and a revision switched back, while
     it matters): on the prod Service, or, should it have lost them, in the status."""
     keys = (names.ANNOTATION_SWITCHED_AT, names.ANNOTATION_PREVIOUS_REVISION)
     record = {k: v for k in keys if (v := annotation(prod, k))}
-    recorded = app.recorded
     if names.ANNOTATION_SWITCHED_AT not in record and recorded is not None:
         fallback = {
-            names.ANNOTATION_SWITCHED_AT: recorded.lastSwitchTime,
-            names.ANNOTATION_PREVIOUS_REVISION: recorded.previousRevision,
+            names.ANNOTATION_SWITCHED_AT: recorded.switched_at,
+            names.ANNOTATION_PREVIOUS_REVISION: recorded.previous_revision,
         }
         record.update({k: v for k, v in fallback.items() if v})
-    mark = _rolled_back_mark(app, prod, record.get(names.ANNOTATION_PREVIOUS_REVISION))
+    previous = record.get(names.ANNOTATION_PREVIOUS_REVISION)
+    mark = _rolled_back_mark(app, prod, recorded, previous)
     if mark is not None:
         record[names.ANNOTATION_ROLLED_BACK] = gates.format_mark(*mark)
     return record
 
 
-def _rolled_back_mark(app: App, prod: Obj | None, previous: str | None) -> Mark | None:
+def _rolled_back_mark(
+    app: App, prod: Obj | None, recorded: Summary | None, previous: str | None
+) -> Mark | None:
     """The revision switched back after a failed check, kept while it matters: while the
     template still asks for it (it is not promoted again), and while that switch back is
     the last switch (prod is not verified onto it again). On the prod Service, or, should
     it be lost, the status."""
     mark = gates.parse_mark(annotation(prod, names.ANNOTATION_ROLLED_BACK))
-    recorded = app.recorded
-    if mark is None and recorded is not None and recorded.rolledBackRevision:
-        mark = (recorded.rolledBackRevision, recorded.rolledBackRetry or 0)
+    if mark is None and recorded is not None and recorded.rolled_back and recorded.rolled_back[0]:
+        mark = recorded.rolled_back
     if mark is None or (mark[0] != revision_of(app.spec.template) and mark[0] != previous):
         return None
     return mark

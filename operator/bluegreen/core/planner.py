@@ -24,7 +24,7 @@ from datetime import datetime
 from bluegreen.core import names
 from bluegreen.core.context import Decision, Pass
 from bluegreen.core.live import conflicts, read_pass
-from bluegreen.core.plans import Action, App, Observed, Plan, Status, Switch
+from bluegreen.core.plans import Action, App, Observed, Plan, Summary, Switch
 from bluegreen.core.release import release
 from bluegreen.core.steady import RECHECK_PROD_ENDPOINTS, steady
 from bluegreen.core.writes import child_writes, job_writes, stale_ingresses, wanted_children
@@ -35,7 +35,7 @@ __all__ = [
     "App",
     "Observed",
     "Plan",
-    "Status",
+    "Summary",
     "Switch",
     "plan",
 ]

@@ -54,7 +54,7 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Status:
+class Summary:
     """What ``status`` will say (:mod:`bluegreen.core.status` turns it into the status model).
 
     ``available`` is None when it is not known (the pass stopped before looking)."""
@@ -88,7 +88,7 @@ class Switch:
     due: bool = False
     # Planned: what status says should the switch not be written (refused, or blocked by a
     # foreign object): prod then still selects the old color. None: no switch planned.
-    unswitched: Status | None = None
+    unswitched: Summary | None = None
     # The prod Service's write; None when not planned, or when it is blocked.
     action: Action | None = None
     # A Warning Event to post once the switch is written.
@@ -110,7 +110,7 @@ class Plan:
     """The writes, what status says once they are all done, and the switch among them."""
 
     actions: tuple[Action, ...]
-    status: Status
+    status: Summary
     requeue_after: float | None = None
     switch: Switch = NO_SWITCH
     # Children of this app's names that belong to someone else, as "Kind name".

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bluegreen.api.models import BlueGreenAppStatus, Color
+from bluegreen.api.models import Color
 from bluegreen.core import checks, desired, gates, names
 from bluegreen.core.clock import format_time
 from bluegreen.core.context import Decision, Pass
@@ -27,7 +27,7 @@ from bluegreen.core.facts import (
     selector_string,
 )
 from bluegreen.core.live import Mark, blocking_mark
-from bluegreen.core.plans import Status
+from bluegreen.core.plans import Summary
 from bluegreen.core.rollout import (
     is_rolled_out,
     is_rolled_out_by_endpoints,
@@ -118,10 +118,10 @@ def may_switch(ctx: Pass, preview: Preview, gate: gates.Gate) -> bool:
     )
 
 
-def _waiting(ctx: Pass, gate: gates.Gate, mark: Mark | None) -> Status:
+def _waiting(ctx: Pass, gate: gates.Gate, mark: Mark | None) -> Summary:
     """What status says while prod stays on the live color."""
     active, active_dep = ctx.active, ctx.active_dep
-    return Status(
+    return Summary(
         phase="Progressing",
         reason="RollingOut",
         message="",
@@ -138,14 +138,14 @@ def _waiting(ctx: Pass, gate: gates.Gate, mark: Mark | None) -> Status:
     )
 
 
-def _switch(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> Decision:
+def _switch(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Summary) -> Decision:
     spec, active, idle = ctx.app.spec, ctx.active, ctx.idle
     active_rev, wanted = ctx.active_revision, ctx.wanted
     record = {
         names.ANNOTATION_SWITCHED_AT: format_time(ctx.now),
         names.ANNOTATION_PREVIOUS_REVISION: active_rev,
     }
-    status = Status(
+    status = Summary(
         "Healthy",
         "Switched",
         f"switched prod from {active} (revision {active_rev}) to {idle} (revision {wanted}); "
@@ -177,7 +177,9 @@ def _switch(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> D
     )
 
 
-def _summary(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> tuple[Status, bool]:
+def _summary(
+    ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Summary
+) -> tuple[Summary, bool]:
     """Why prod does not switch yet: stuck (the first three), or on its way; and whether
     the switch is due (rolled out, waiting for the endpoints)."""
     idle, wanted, idle_dep = ctx.idle, ctx.wanted, ctx.idle_dep
@@ -187,7 +189,7 @@ def _summary(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> 
             waiting, phase="Degraded", reason="RolloutFailed", message=f"preview {idle}: {failure}"
         ), False
     if preview.mark is not None:
-        return _rolled_back_status(ctx.app.recorded, waiting, wanted), False
+        return _rolled_back_status(ctx.recorded, waiting, wanted), False
     if gate.failed is not None:
         return replace(
             waiting,
@@ -202,8 +204,8 @@ def _summary(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status) -> 
 
 
 def _on_its_way(
-    ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Status
-) -> tuple[Status, bool]:
+    ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Summary
+) -> tuple[Summary, bool]:
     """Rolling out, waiting for its endpoints, checking, or waiting for promotion."""
     idle, wanted, target, ready_eps = ctx.idle, ctx.wanted, preview.target, preview.ready_endpoints
     if not preview.rolled_out:
@@ -243,18 +245,18 @@ def _on_its_way(
     ), True
 
 
-def _rolled_back_status(recorded: BlueGreenAppStatus | None, waiting: Status, want: str) -> Status:
+def _rolled_back_status(recorded: Summary | None, waiting: Summary, want: str) -> Summary:
     """Degraded while the spec still asks for a revision that was switched back: the
     message of the switch back (what failed, and how) stays, so does the failed check."""
-    recorded = recorded or BlueGreenAppStatus()
-    after_switch = tuple(c for c in recorded.checks if c.stage == "prod" and c.revision == want)
+    checks = recorded.checks if recorded is not None else ()
+    after_switch = tuple(c for c in checks if c.stage == "prod" and c.revision == want)
     message = (
         f"revision {want} failed after its switch and prod was switched back to "
         f"{waiting.active_color} (revision {waiting.active_revision}); it is not promoted "
         "again until the template or spec.retryChecks changes"
     )
-    if recorded.rolledBackRevision == want and recorded.message:
-        message = recorded.message
+    if recorded is not None and recorded.rolled_back and recorded.rolled_back[0] == want:
+        message = recorded.message or message
     return replace(
         waiting,
         phase="Degraded",

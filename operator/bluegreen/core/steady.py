@@ -23,7 +23,7 @@ from bluegreen.core.facts import (
     spec_replicas,
 )
 from bluegreen.core.live import mark_of
-from bluegreen.core.plans import Status
+from bluegreen.core.plans import Summary
 from bluegreen.core.rollout import is_rolled_out
 from bluegreen.core.switch_back import switch_back
 from bluegreen.core.writes import rescaled
@@ -81,7 +81,7 @@ def _summary(
     verifying: bool,
     kept_until: datetime | None,
     requeue: float | None,
-) -> Status:
+) -> Summary:
     previous = ctx.record.get(names.ANNOTATION_PREVIOUS_REVISION)
     idle_dep = ctx.idle_dep
     previous_rev = (
@@ -109,11 +109,11 @@ def _summary(
     return status
 
 
-def steady_status(ctx: Pass, previous_rev: str | None) -> Status:
+def steady_status(ctx: Pass, previous_rev: str | None) -> Summary:
     """Healthy when the live color is rolled out, else rolling out or stuck."""
     active, dep, rev = ctx.active, ctx.active_dep, ctx.wanted
     replicas = ctx.app.spec.replicas
-    base = Status(
+    base = Summary(
         phase="Healthy",
         reason="Converged",
         message=f"{active} serves revision {rev}",

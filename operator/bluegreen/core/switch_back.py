@@ -16,7 +16,7 @@ from bluegreen.core.facts import (
     selector_string,
     template_of,
 )
-from bluegreen.core.plans import Status
+from bluegreen.core.plans import Summary
 from bluegreen.core.revision import revision_of
 from bluegreen.core.writes import rescaled
 
@@ -39,7 +39,7 @@ def switch_back(ctx: Pass, idle_dep: Obj, verify: gates.Gate, failure: str) -> D
         active: desired.deployment(app.owner, active, ctx.live_template, rev, spec.replicas),
         idle: rescaled(app.owner, idle, idle_dep, spec.replicas),
     }
-    status = Status(
+    status = Summary(
         "Degraded",
         "RolledBack",
         f"revision {rev} failed after the switch ({failure}); switched prod back to {idle} "
@@ -67,7 +67,7 @@ def switch_back(ctx: Pass, idle_dep: Obj, verify: gates.Gate, failure: str) -> D
     )
 
 
-def _unswitched(ctx: Pass, status: Status, failure: str) -> Status:
+def _unswitched(ctx: Pass, status: Summary, failure: str) -> Summary:
     """What status says should the switch back not be written: prod still on the failed
     revision, which is being switched away from."""
     return replace(
