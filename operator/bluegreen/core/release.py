@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bluegreen.api.models import Color
-from bluegreen.core import checks, desired, gates, names
+from bluegreen.core import checks, desired, gates, names, reasons
 from bluegreen.core.clock import format_time
 from bluegreen.core.context import Decision, Pass
 from bluegreen.core.desired import Obj
@@ -123,7 +123,7 @@ def _waiting(ctx: Pass, gate: gates.Gate, mark: Mark | None) -> Summary:
     active, active_dep = ctx.active, ctx.active_dep
     return Summary(
         phase="Progressing",
-        reason="RollingOut",
+        reason=reasons.ROLLING_OUT,
         message="",
         active_color=active,
         active_revision=ctx.active_revision,
@@ -147,7 +147,7 @@ def _switch(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Summary) -> 
     }
     status = Summary(
         "Healthy",
-        "Switched",
+        reasons.SWITCHED,
         f"switched prod from {active} (revision {active_rev}) to {idle} (revision {wanted}); "
         f"{active} keeps its pods for {spec.scaleDownDelaySeconds}s for an instant rollback",
         active_color=idle,
@@ -161,7 +161,7 @@ def _switch(ctx: Pass, preview: Preview, gate: gates.Gate, waiting: Summary) -> 
     )
     unswitched = replace(
         waiting,
-        reason="Switching",
+        reason=reasons.SWITCHING,
         message=f"revision {wanted} is ready on {idle}; switching prod to it",
     )
     return Decision(
@@ -186,7 +186,10 @@ def _summary(
     failure = has_failed_progress(idle_dep)
     if failure and revision_label(idle_dep) == wanted:
         return replace(
-            waiting, phase="Degraded", reason="RolloutFailed", message=f"preview {idle}: {failure}"
+            waiting,
+            phase="Degraded",
+            reason=reasons.ROLLOUT_FAILED,
+            message=f"preview {idle}: {failure}",
         ), False
     if preview.mark is not None:
         return _rolled_back_status(ctx.recorded, waiting, wanted), False
@@ -194,7 +197,7 @@ def _summary(
         return replace(
             waiting,
             phase="Degraded",
-            reason="CheckFailed",
+            reason=reasons.CHECK_FAILED,
             message=f"check {gate.failed.name} failed on the preview of revision {wanted}: "
             f"{gate.failed.message}; prod stays on {ctx.active} (revision "
             f"{ctx.active_revision}); change the template or spec.retryChecks to run the "
@@ -217,14 +220,14 @@ def _on_its_way(
     if gate.state != "Passed" and not preview.is_ready:
         return replace(
             waiting,
-            reason="WaitingForEndpoints",
+            reason=reasons.WAITING_FOR_ENDPOINTS,
             message=f"revision {wanted} is rolled out on {idle}; its checks start once the "
             f"preview Service lists its pods ready: {ready_eps}/{target}",
         ), True
     if gate.state != "Passed":
         return replace(
             waiting,
-            reason="Checking",
+            reason=reasons.CHECKING,
             message=f"revision {wanted} is ready on {idle}; checking it: {gate.summary()}",
         ), False
     if not ctx.app.spec.promote:
@@ -233,13 +236,13 @@ def _on_its_way(
         return replace(
             waiting,
             phase="Paused",
-            reason="WaitingForPromotion",
+            reason=reasons.WAITING_FOR_PROMOTION,
             message=f"revision {wanted} is ready on {idle} behind Service {preview_service}"
             f"{passed}; set spec.promote to true to switch prod to it",
         ), False
     return replace(
         waiting,
-        reason="WaitingForEndpoints",
+        reason=reasons.WAITING_FOR_ENDPOINTS,
         message=f"revision {wanted} is rolled out on {idle}; waiting for the preview Service "
         f"to list its pods ready: {ready_eps}/{target}",
     ), True
@@ -260,7 +263,7 @@ def _rolled_back_status(recorded: Summary | None, waiting: Summary, want: str) -
     return replace(
         waiting,
         phase="Degraded",
-        reason="RolledBack",
+        reason=reasons.ROLLED_BACK,
         message=message,
         checks=waiting.checks + after_switch,
     )

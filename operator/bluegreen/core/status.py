@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pydantic
 
 from bluegreen.api.models import BlueGreenAppStatus, Condition
+from bluegreen.core import reasons
 from bluegreen.core.clock import format_time
 from bluegreen.core.plans import Action, Plan, Summary
 
@@ -61,13 +62,13 @@ def after_pass(
         summary = replace(
             summary,
             phase="Degraded",
-            reason="ChildConflict",
+            reason=reasons.CHILD_CONFLICT,
             message=f"{', '.join(plan.conflicts)} already exists and is not owned by this "
             "BlueGreenApp; the operator leaves it alone: delete or rename it",
         )
     if failures:
         summary = replace(
-            summary, phase="Degraded", reason="ChildRejected", message="; ".join(failures)
+            summary, phase="Degraded", reason=reasons.CHILD_REJECTED, message="; ".join(failures)
         )
     return to_status(summary, generation=generation, previous=previous, now=now)
 
@@ -127,9 +128,9 @@ def conditions(summary: Summary, previous: Sequence[Condition], now: datetime) -
     if summary.available is None:
         available = ("Unknown", summary.reason, "not checked: the last pass stopped early")
     elif summary.available:
-        available = ("True", "ActiveColorAvailable", serving)
+        available = ("True", reasons.ACTIVE_COLOR_AVAILABLE, serving)
     else:
-        available = ("False", "ActiveColorUnavailable", serving)
+        available = ("False", reasons.ACTIVE_COLOR_UNAVAILABLE, serving)
     wanted: list[tuple[str, Truth, str, str]] = [
         ("Available", *available),
         (
@@ -141,7 +142,7 @@ def conditions(summary: Summary, previous: Sequence[Condition], now: datetime) -
         (
             "Degraded",
             _truth(degraded),
-            summary.reason if degraded else "AsExpected",
+            summary.reason if degraded else reasons.AS_EXPECTED,
             summary.message if degraded else "",
         ),
     ]

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bluegreen.api.models import Color
-from bluegreen.core import checks, desired, gates, names
+from bluegreen.core import checks, desired, gates, names, reasons
 from bluegreen.core.clock import format_time, parse_time
 from bluegreen.core.context import Decision, Pass
 from bluegreen.core.desired import Obj
@@ -115,7 +115,7 @@ def steady_status(ctx: Pass, previous_rev: str | None) -> Summary:
     replicas = ctx.app.spec.replicas
     base = Summary(
         phase="Healthy",
-        reason="Converged",
+        reason=reasons.CONVERGED,
         message=f"{active} serves revision {rev}",
         active_color=active,
         active_revision=rev,
@@ -127,14 +127,14 @@ def steady_status(ctx: Pass, previous_rev: str | None) -> Summary:
     failure = has_failed_progress(dep)
     if failure:
         return replace(
-            base, phase="Degraded", reason="RolloutFailed", message=f"{active}: {failure}"
+            base, phase="Degraded", reason=reasons.ROLLOUT_FAILED, message=f"{active}: {failure}"
         )
     if not is_rolled_out(dep, replicas):
         have = available_replicas(dep)
         return replace(
             base,
             phase="Progressing",
-            reason="RollingOut",
+            reason=reasons.ROLLING_OUT,
             message=f"waiting for {active} (revision {rev}): {have}/{replicas} pods available",
         )
     return base

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bluegreen.core import desired, gates, names
+from bluegreen.core import desired, gates, names, reasons
 from bluegreen.core.clock import format_time
 from bluegreen.core.context import Decision, Pass
 from bluegreen.core.desired import Obj
@@ -41,7 +41,7 @@ def switch_back(ctx: Pass, idle_dep: Obj, verify: gates.Gate, failure: str) -> D
     }
     status = Summary(
         "Degraded",
-        "RolledBack",
+        reasons.ROLLED_BACK,
         f"revision {rev} failed after the switch ({failure}); switched prod back to {idle} "
         f"(revision {back_rev}); revision {rev} is not promoted again until the template or "
         "spec.retryChecks changes",
@@ -72,7 +72,7 @@ def _unswitched(ctx: Pass, status: Summary, failure: str) -> Summary:
     revision, which is being switched away from."""
     return replace(
         status,
-        reason="CheckFailed",
+        reason=reasons.CHECK_FAILED,
         message=f"revision {ctx.wanted} failed after the switch ({failure}); switching prod "
         f"back to {ctx.idle}",
         active_color=ctx.active,

@@ -5,7 +5,7 @@ Ingresses no longer asked for and the check Jobs of finished runs become deletes
 from __future__ import annotations
 
 from bluegreen.api.models import Color
-from bluegreen.core import desired, names
+from bluegreen.core import desired, names, reasons
 from bluegreen.core.context import Children, Decision, Pass
 from bluegreen.core.desired import Obj, Owner
 from bluegreen.core.facts import (
@@ -70,18 +70,18 @@ def _describe(want: Obj, live: Obj | None, switching: str | None) -> tuple[str, 
     """The Event reason and the sentence for one write."""
     kind, name = want["kind"], want["metadata"]["name"]
     if live is None:
-        return "Created", f"create {kind} {name}"
+        return reasons.CREATED, f"create {kind} {name}"
     if kind == "Service":
         color = want["spec"]["selector"][names.LABEL_COLOR]
         if name == switching:
-            return "Switched", f"switch Service {name} from {selected_color(live)} to {color}"
-        return "Updated", f"update Service {name} (selects {color})"
+            return reasons.SWITCHED, f"switch Service {name} from {selected_color(live)} to {color}"
+        return reasons.UPDATED, f"update Service {name} (selects {color})"
     if kind == "Deployment":
         rev, replicas = revision_label(want), want["spec"]["replicas"]
         if revision_label(live) != rev:
-            return "Deploying", f"deploy revision {rev} to {name} at {replicas} replicas"
-        return "Scaled", f"scale {name} to {replicas} replicas"
-    return "Updated", f"update {kind} {name}"
+            return reasons.DEPLOYING, f"deploy revision {rev} to {name} at {replicas} replicas"
+        return reasons.SCALED, f"scale {name} to {replicas} replicas"
+    return reasons.UPDATED, f"update {kind} {name}"
 
 
 def stale_ingresses(ctx: Pass) -> list[Action]:
@@ -94,7 +94,7 @@ def stale_ingresses(ctx: Pass) -> list[Action]:
             "Ingress",
             obj["metadata"]["name"],
             None,
-            "Deleted",
+            reasons.DELETED,
             f"delete Ingress {obj['metadata']['name']}: spec.ingress was removed",
         )
         for obj in ctx.ours.ingresses.values()
@@ -111,7 +111,9 @@ def job_writes(app: App, observed: Observed, decision: Decision) -> list[Action]
         name = job["metadata"]["name"]
         if name not in existing:
             why = f"create Job {name} for check {job['metadata']['labels'][names.LABEL_CHECK]}"
-            actions.append(Action("create", "Job", name, desired.stamped(job), "Created", why))
+            actions.append(
+                Action("create", "Job", name, desired.stamped(job), reasons.CREATED, why)
+            )
     for name, job in existing.items():
         labels = job["metadata"].get("labels") or {}
         current = (labels.get(names.LABEL_REVISION), labels.get(names.LABEL_CHECK_RETRY)) == (
@@ -120,5 +122,5 @@ def job_writes(app: App, observed: Observed, decision: Decision) -> list[Action]
         )
         if is_owned_by(job, app.owner) and not current:
             why = f"delete Job {name}: its check run is over (revision {release} is released)"
-            actions.append(Action("delete", "Job", name, None, "Deleted", why))
+            actions.append(Action("delete", "Job", name, None, reasons.DELETED, why))
     return actions

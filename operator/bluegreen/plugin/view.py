@@ -17,7 +17,7 @@ from typing import Any
 import urllib3
 
 from bluegreen.api.models import GROUP, SINGULAR, VERSION, Color
-from bluegreen.core import names
+from bluegreen.core import names, reasons
 from bluegreen.core.clock import parse_time
 
 Obj = dict[str, Any]
@@ -364,8 +364,8 @@ def next_step(app: Obj) -> str | None:
     if dig(app, "status", "phase") == "Paused" and not dig(app, "spec", "promote"):
         return f"kubectl bluegreen promote {name}   (or set promote: true in Git)"
     failed = {c.get("reason") for c in dig(app, "status", "conditions") or []} & {
-        "CheckFailed",
-        "RolledBack",
+        reasons.CHECK_FAILED,
+        reasons.ROLLED_BACK,
     }
     if dig(app, "status", "phase") == "Degraded" and failed:
         retry = int(dig(app, "spec", "retryChecks") or 0) + 1

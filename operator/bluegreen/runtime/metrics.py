@@ -28,6 +28,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from bluegreen.api.models import BlueGreenAppStatus, Phase
+from bluegreen.core import reasons
 from bluegreen.core.planner import App, Plan
 from bluegreen.kube import client
 from bluegreen.kube.errors import ApiError, NotLeading, Outage
@@ -43,7 +44,7 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 PHASES: tuple[Phase, ...] = ("Healthy", "Progressing", "Paused", "Degraded")
 # Degraded reasons that mean the pass itself failed (a write or read was refused, the spec
 # cannot be served). ChildConflict and RolloutFailed are the app's state, not the pass's.
-REPORTED_ERRORS = frozenset({"InvalidSpec", "Forbidden", "ChildRejected"})
+REPORTED_ERRORS = frozenset({reasons.INVALID_SPEC, reasons.FORBIDDEN, reasons.CHILD_REJECTED})
 
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

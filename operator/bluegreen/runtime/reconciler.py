@@ -18,7 +18,7 @@ from typing import Any
 import pydantic
 
 from bluegreen.api.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
-from bluegreen.core import gates, names, planner, status
+from bluegreen.core import gates, names, planner, reasons, status
 from bluegreen.core.clock import utcnow
 from bluegreen.core.desired import Owner
 from bluegreen.core.planner import Action, App, Observed, Plan
@@ -86,16 +86,16 @@ def reconcile(
     try:
         app = parse_app(body, previous)
     except InvalidSpec as err:
-        return stop("InvalidSpec", str(err))
+        return stop(reasons.INVALID_SPEC, str(err))
     # Missing RBAC for a read (a watch refused, or a read afresh): tell the user where they
     # look, and look again later.
     refusal = refused_read(store, app)
     if refusal is not None:
-        return stop("Forbidden", unreadable(refusal), RETRY_AFTER_FORBIDDEN)
+        return stop(reasons.FORBIDDEN, unreadable(refusal), RETRY_AFTER_FORBIDDEN)
     try:
         refresh_pinned(kube, store, app)
     except Forbidden as err:
-        return stop("Forbidden", unreadable(err.message), RETRY_AFTER_FORBIDDEN)
+        return stop(reasons.FORBIDDEN, unreadable(err.message), RETRY_AFTER_FORBIDDEN)
     observed = children_from_store(store, app)
     observed = with_checks(store, app, observed, checker)
     try:
@@ -105,7 +105,7 @@ def reconcile(
         # (the test suite fuzzes the planner so that this stays unreachable).
         log.exception("%s/%s: planning failed", namespace, name)
         message = f"the operator cannot plan this spec: {type(err).__name__}: {err}"
-        return stop("InvalidSpec", message[:1024], RETRY_AFTER_PLAN_FAILURE)
+        return stop(reasons.INVALID_SPEC, message[:1024], RETRY_AFTER_PLAN_FAILURE)
     if any(a.verb == "create" for a in the_plan.actions) and not _still_there(kube, body):
         store.forget(KIND, namespace, name)
         return Outcome()  # the store outlived the app: creating children for it would leak
@@ -252,7 +252,7 @@ def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
         kube.post_event(app_body, "Normal", action.reason, action.why)
     switch = the_plan.switch
     if switch.warning and switch.is_written(outcome.done):
-        kube.post_event(app_body, "Warning", "ShortScaleDownDelay", switch.warning)
+        kube.post_event(app_body, "Warning", reasons.SHORT_SCALE_DOWN_DELAY, switch.warning)
     return outcome
 
 
