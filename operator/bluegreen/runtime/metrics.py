@@ -32,6 +32,7 @@ from bluegreen.core import reasons
 from bluegreen.core.planner import App, Plan
 from bluegreen.kube import client
 from bluegreen.kube.errors import ApiError, NotLeading, Outage
+from bluegreen.runtime import queue as reconcile_queue
 
 Key = tuple[str, str]  # (namespace, name)
 P = ParamSpec("P")
@@ -260,8 +261,19 @@ def _count_answer(verb: str, code: str, seconds: float) -> None:
     _current.api_answered(verb, code, seconds)
 
 
-# Every request of every client is counted, whichever Metrics is current then.
+def _forget_key(key: Key) -> None:
+    _current.app_gone(key)
+
+
+def track_queue(queue: QueueDepth) -> None:
+    _current.track_queue(queue)
+
+
+# Every request of every client is counted, every queue's depth tracked and every app a
+# queue forgets dropped, whichever Metrics is current then.
 client.on_answer(_count_answer)
+reconcile_queue.on_new_queue(track_queue)
+reconcile_queue.on_forget(_forget_key)
 
 
 def use(metrics: Metrics) -> Metrics:
@@ -310,7 +322,3 @@ def observe_status(body: dict[str, Any], new: BlueGreenAppStatus) -> None:
 
 def forget_app(namespace: str, name: str) -> None:
     _current.app_gone((namespace, name))
-
-
-def track_queue(queue: QueueDepth) -> None:
-    _current.track_queue(queue)
