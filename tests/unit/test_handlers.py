@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import urllib3
 
+from bluegreen.core.objects import Key
 from bluegreen.kube.errors import ApiError
 from bluegreen.runtime.handlers import Runtime, is_api_outage
-from bluegreen.runtime.queue import Key
 
 NS = "shop"
 

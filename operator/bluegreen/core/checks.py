@@ -10,8 +10,8 @@ from __future__ import annotations
 from bluegreen.api.models import CheckStage, CheckStatus
 from bluegreen.core import desired, gates, names
 from bluegreen.core.context import Pass
-from bluegreen.core.desired import Obj
 from bluegreen.core.facts import is_owned_by, unavailable_because
+from bluegreen.core.objects import Obj
 
 
 def gate(ctx: Pass, stage: CheckStage, revision: str, *, started: bool) -> gates.Gate:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bluegreen.api.models import Color
 from bluegreen.core import gates, names
-from bluegreen.core.desired import Obj
+from bluegreen.core.objects import Obj
 from bluegreen.core.plans import App, Observed, Summary
 
 

@@ -19,8 +19,7 @@ from bluegreen.api.models import (
     JobCheck,
 )
 from bluegreen.core import names
-
-Obj = dict[str, Any]
+from bluegreen.core.objects import Obj
 
 
 @dataclass(frozen=True)

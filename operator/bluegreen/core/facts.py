@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from bluegreen.api.models import Color
 from bluegreen.core import desired, names
-from bluegreen.core.desired import Obj, Owner
+from bluegreen.core.desired import Owner
+from bluegreen.core.objects import Obj
 
 POD_TEMPLATE_HASH = "pod-template-hash"
 

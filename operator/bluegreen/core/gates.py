@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from bluegreen.api.models import (
     BlueGreenAppSpec,
@@ -29,8 +28,7 @@ from bluegreen.api.models import (
     HttpCheck,
 )
 from bluegreen.core import names
-
-Obj = dict[str, Any]
+from bluegreen.core.objects import Obj
 
 FINAL: frozenset[CheckState] = frozenset({"Passed", "Failed"})
 # The longest answer kept for the status and Events: enough to say what went wrong.

@@ -16,7 +16,6 @@ from typing import Any
 from bluegreen.api.models import Color
 from bluegreen.core import gates, names, status
 from bluegreen.core.context import Children, Live, Pass
-from bluegreen.core.desired import Obj
 from bluegreen.core.facts import (
     annotation,
     available_replicas,
@@ -26,6 +25,7 @@ from bluegreen.core.facts import (
     selected_color,
     template_of,
 )
+from bluegreen.core.objects import Obj
 from bluegreen.core.plans import App, Kind, Observed, Summary
 from bluegreen.core.revision import revision_of
 

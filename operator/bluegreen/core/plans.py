@@ -9,7 +9,8 @@ from typing import Literal
 
 from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus, Color, Phase
 from bluegreen.core import gates, names
-from bluegreen.core.desired import Obj, Owner
+from bluegreen.core.desired import Owner
+from bluegreen.core.objects import Obj
 
 Kind = Literal["Deployment", "Service", "Ingress", "Job"]
 Verb = Literal["create", "update", "delete"]

@@ -15,7 +15,6 @@ from bluegreen.api.models import Color
 from bluegreen.core import checks, desired, gates, names, reasons
 from bluegreen.core.clock import format_time
 from bluegreen.core.context import Decision, Pass
-from bluegreen.core.desired import Obj
 from bluegreen.core.facts import (
     available_replicas,
     current_replicas,
@@ -27,6 +26,7 @@ from bluegreen.core.facts import (
     selector_string,
 )
 from bluegreen.core.live import Mark, blocking_mark
+from bluegreen.core.objects import Obj
 from bluegreen.core.plans import Summary
 from bluegreen.core.rollout import (
     is_rolled_out,

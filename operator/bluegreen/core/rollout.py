@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bluegreen.core.desired import Obj
 from bluegreen.core.facts import (
     is_owned_by_deployment,
     pod_name_prefixes,
@@ -19,6 +18,7 @@ from bluegreen.core.facts import (
     revision_label,
     spec_replicas,
 )
+from bluegreen.core.objects import Obj
 
 
 def is_rolled_out(dep: Obj | None, replicas: int) -> bool:

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import pydantic
 
 from bluegreen.api.models import BlueGreenAppStatus, Condition
 from bluegreen.core import reasons
 from bluegreen.core.clock import format_time
+from bluegreen.core.objects import Obj
 from bluegreen.core.plans import Action, Plan, Summary
 
-Obj = dict[str, Any]
 Truth = Literal["True", "False", "Unknown"]
 
 

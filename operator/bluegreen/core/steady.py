@@ -12,7 +12,6 @@ from bluegreen.api.models import Color
 from bluegreen.core import checks, desired, gates, names, reasons
 from bluegreen.core.clock import format_time, parse_time
 from bluegreen.core.context import Decision, Pass
-from bluegreen.core.desired import Obj
 from bluegreen.core.facts import (
     available_replicas,
     current_replicas,
@@ -23,6 +22,7 @@ from bluegreen.core.facts import (
     spec_replicas,
 )
 from bluegreen.core.live import mark_of
+from bluegreen.core.objects import Obj
 from bluegreen.core.plans import Summary
 from bluegreen.core.rollout import is_rolled_out
 from bluegreen.core.switch_back import switch_back

@@ -8,7 +8,6 @@ from dataclasses import replace
 from bluegreen.core import desired, gates, names, reasons
 from bluegreen.core.clock import format_time
 from bluegreen.core.context import Decision, Pass
-from bluegreen.core.desired import Obj
 from bluegreen.core.facts import (
     available_replicas,
     current_replicas,
@@ -16,6 +15,7 @@ from bluegreen.core.facts import (
     selector_string,
     template_of,
 )
+from bluegreen.core.objects import Obj
 from bluegreen.core.plans import Summary
 from bluegreen.core.revision import revision_of
 from bluegreen.core.writes import rescaled

@@ -7,7 +7,7 @@ from __future__ import annotations
 from bluegreen.api.models import Color
 from bluegreen.core import desired, names, reasons
 from bluegreen.core.context import Children, Decision, Pass
-from bluegreen.core.desired import Obj, Owner
+from bluegreen.core.desired import Owner
 from bluegreen.core.facts import (
     is_owned_by,
     needs_write,
@@ -15,6 +15,7 @@ from bluegreen.core.facts import (
     selected_color,
     template_of,
 )
+from bluegreen.core.objects import Obj
 from bluegreen.core.plans import Action, App, Observed
 from bluegreen.core.revision import revision_of
 

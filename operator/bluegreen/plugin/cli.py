@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from bluegreen.core.objects import Obj
 from bluegreen.plugin.client import Kube, connect
 from bluegreen.plugin.view import (
-    Obj,
     PluginError,
     gitops_refusal,
     gitops_warning,

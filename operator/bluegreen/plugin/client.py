@@ -16,8 +16,8 @@ from kubernetes import client, config, watch
 
 from bluegreen.api.models import GROUP, PLURAL, SINGULAR, VERSION, Color
 from bluegreen.core import names
+from bluegreen.core.objects import Obj
 from bluegreen.plugin.view import (
-    Obj,
     PluginError,
     describe_api_error,
     describe_connection_error,

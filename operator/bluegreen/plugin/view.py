@@ -19,8 +19,8 @@ import urllib3
 from bluegreen.api.models import GROUP, SINGULAR, VERSION, Color
 from bluegreen.core import names, reasons
 from bluegreen.core.clock import parse_time
+from bluegreen.core.objects import Obj
 
-Obj = dict[str, Any]
 Deployments = Mapping[Color, Obj | None]
 
 NONE = "<none>"

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from bluegreen.core import gates
 from bluegreen.core.gates import Answer, Probe, RunKey, Tally
+from bluegreen.core.objects import Key
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (namespace, name) of the app
 # What one probe reads of a body at most: a check looks for a substring, not a download.
 MAX_BODY_BYTES = 64 * 1024
 

@@ -29,12 +29,12 @@ from prometheus_client.registry import Collector
 
 from bluegreen.api.models import BlueGreenAppStatus, Phase
 from bluegreen.core import reasons
+from bluegreen.core.objects import Key
 from bluegreen.core.planner import App, Plan
 from bluegreen.kube import client
 from bluegreen.kube.errors import ApiError, NotLeading, Outage
 from bluegreen.runtime import queue as reconcile_queue
 
-Key = tuple[str, str]  # (namespace, name)
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -23,9 +23,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bluegreen.core.objects import Key
+
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (namespace, name)
 
 # What the process plugs in (metrics: runtime.metrics registers both): told of every new
 # queue, and of every app a queue forgets. The queue itself knows nothing of metrics.

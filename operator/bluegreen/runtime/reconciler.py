@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 import pydantic
 
@@ -21,6 +20,7 @@ from bluegreen.api.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
 from bluegreen.core import gates, names, planner, reasons, status
 from bluegreen.core.clock import utcnow
 from bluegreen.core.desired import Owner
+from bluegreen.core.objects import Obj
 from bluegreen.core.planner import Action, App, Observed, Plan
 from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
@@ -30,7 +30,6 @@ from bluegreen.runtime.store import CHILD_KINDS, Store
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Clock = Callable[[], datetime]
 
 # After a write lost a race (409: the object appeared, or changed since it was planned from),
