@@ -12,7 +12,7 @@ import pytest
 
 from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus, HttpCheck
 from bluegreen.core import gates, names, status
-from bluegreen.core.gates import Answer, RunKey, Tally
+from bluegreen.core.gates import RunKey, Tally, Verdict
 from bluegreen.core.planner import App, Observed, Plan, plan
 from bluegreen.core.revision import revision_of
 
@@ -43,57 +43,57 @@ Obj = dict[str, Any]
 SMOKE = {"name": "smoke", "http": {"path": "/api", "successThreshold": 2, "failureThreshold": 2}}
 DB = {"name": "db", "job": {"template": {"spec": {"containers": [{"name": "t", "image": "t"}]}}}}
 HTTP = HttpCheck(path="/api", successThreshold=2, failureThreshold=2)
-OK, BAD = Answer(True, "HTTP 200: ok"), Answer(False, "HTTP 500: oops (expected 200)")
+OK, BAD = Verdict(True, "HTTP 200: ok"), Verdict(False, "HTTP 500: oops (expected 200)")
 
 
 def key(stage: str = "preview", revision: str = R2, retry: int = 0, check: str = "smoke") -> RunKey:
     return RunKey(check, stage, revision, retry)  # type: ignore[arg-type]
 
 
-# ------------------------------------------------------------------ one run: record()
+# ------------------------------------------------------------------ one run: fold()
 
 
 def test_a_run_starts_pending_and_runs_with_its_first_answer() -> None:
     assert Tally().state == "Pending"
-    assert gates.record(Tally(), OK, HTTP, "preview") == Tally("Running", 1, 0, OK.text)
-    assert gates.record(Tally(), BAD, HTTP, "preview") == Tally("Running", 0, 1, BAD.text)
+    assert gates.fold(Tally(), OK, HTTP, "preview") == Tally("Running", 1, 0, OK.text)
+    assert gates.fold(Tally(), BAD, HTTP, "preview") == Tally("Running", 0, 1, BAD.text)
 
 
 def test_consecutive_successes_pass_a_preview_run() -> None:
-    once = gates.record(Tally(), OK, HTTP, "preview")
-    assert gates.record(once, OK, HTTP, "preview").state == "Passed"
+    once = gates.fold(Tally(), OK, HTTP, "preview")
+    assert gates.fold(once, OK, HTTP, "preview").state == "Passed"
 
 
 def test_a_failure_resets_the_success_streak_and_the_other_way_round() -> None:
-    tally = gates.record(gates.record(Tally(), OK, HTTP, "preview"), BAD, HTTP, "preview")
+    tally = gates.fold(gates.fold(Tally(), OK, HTTP, "preview"), BAD, HTTP, "preview")
     assert (tally.state, tally.successes, tally.failures) == ("Running", 0, 1)
-    tally = gates.record(tally, OK, HTTP, "preview")
+    tally = gates.fold(tally, OK, HTTP, "preview")
     assert (tally.state, tally.successes, tally.failures) == ("Running", 1, 0)
 
 
 def test_consecutive_failures_fail_a_run_at_either_stage() -> None:
     for stage in ("preview", "prod"):
-        once = gates.record(Tally(), BAD, HTTP, stage)  # type: ignore[arg-type]
-        failed = gates.record(once, BAD, HTTP, stage)  # type: ignore[arg-type]
+        once = gates.fold(Tally(), BAD, HTTP, stage)  # type: ignore[arg-type]
+        failed = gates.fold(once, BAD, HTTP, stage)  # type: ignore[arg-type]
         assert (failed.state, failed.failures, failed.message) == ("Failed", 2, BAD.text)
 
 
 def test_successes_never_end_a_prod_verification() -> None:
     tally = Tally()
     for _ in range(10):
-        tally = gates.record(tally, OK, HTTP, "prod")
+        tally = gates.fold(tally, OK, HTTP, "prod")
     assert (tally.state, tally.successes) == ("Running", 10)
 
 
 @pytest.mark.parametrize("final", ["Passed", "Failed"])
 def test_a_final_run_ignores_later_answers(final: str) -> None:
     tally = Tally(final, 2, 0, "x")  # type: ignore[arg-type]
-    assert gates.record(tally, OK, HTTP, "preview") == tally
-    assert gates.record(tally, BAD, HTTP, "preview") == tally
+    assert gates.fold(tally, OK, HTTP, "preview") == tally
+    assert gates.fold(tally, BAD, HTTP, "preview") == tally
 
 
 def test_long_answers_are_cut() -> None:
-    tally = gates.record(Tally(), Answer(False, "x" * 5000), HTTP, "preview")
+    tally = gates.fold(Tally(), Verdict(False, "x" * 5000), HTTP, "preview")
     assert len(tally.message) == gates.MAX_ANSWER_CHARS
 
 
