@@ -16,7 +16,7 @@ from bluegreen.core.gates import RunKey, Tally, Verdict
 from bluegreen.core.planner import App, Observed, Plan, plan
 from bluegreen.core.revision import revision_of
 
-from test_planner import (
+from builders import (
     NOW,
     OWNER,
     R1,
@@ -24,12 +24,12 @@ from test_planner import (
     T1,
     T2,
     T3,
-    _parts,
     app,
     body,
     deployment,
     endpoints,
     observed,
+    parts_of,
     preview_waiting,
     selector_color,
     service,
@@ -275,7 +275,9 @@ def test_preview_not_ready_checks_are_pending_and_nothing_is_probed() -> None:
 def test_checks_wait_for_the_preview_endpoints_and_never_claim_to_have_passed(
     promote: bool,
 ) -> None:
-    obs = observed(**{**_parts(preview_waiting()), "eps": endpoints("demo-green", 3, ready=False)})
+    obs = observed(
+        **{**parts_of(preview_waiting()), "eps": endpoints("demo-green", 3, ready=False)}
+    )
     p = plan(checked(promote=promote), obs, NOW)
     assert (p.status.phase, p.status.reason) == ("Progressing", "WaitingForEndpoints")
     assert "its checks start once" in p.status.message and "0/3" in p.status.message
@@ -512,7 +514,7 @@ def test_the_switch_backs_message_and_failed_check_stay_while_the_spec_asks_for_
 def test_the_mark_falls_back_on_the_status_when_the_service_lost_it() -> None:
     a, obs = rolled_back_state()
     prod = service("prod", "blue", a.spec, switched(NOW - timedelta(seconds=3), R2), live=T1)
-    obs = observed(**{**_parts(obs), "prod": prod})
+    obs = observed(**{**parts_of(obs), "prod": prod})
     a = replace(a, recorded=BlueGreenAppStatus(rolledBackRevision=R2, rolledBackRetry=0))
     assert plan(a, obs, NOW).status.reason == "RolledBack"
 
@@ -548,7 +550,7 @@ def test_a_new_template_after_a_switch_back_is_checked_and_promoted() -> None:
     a, obs = rolled_back_state()
     a = replace(a, spec=spec(T3, checks=[SMOKE], promote=True))
     obs = replace(obs, check_tallies={key(revision=revision_of(T3)): Tally("Passed", 2)})
-    obs = observed(**{**_parts(obs), "green": deployment("green", T3, 3)})
+    obs = observed(**{**parts_of(obs), "green": deployment("green", T3, 3)})
     p = plan(
         a, replace(obs, check_tallies={key(revision=revision_of(T3)): Tally("Passed", 2)}), NOW
     )

@@ -17,8 +17,8 @@ from bluegreen.kube.errors import ApiError, NotLeading
 from bluegreen.runtime import metrics, reconciler
 from bluegreen.runtime.queue import ReconcileQueue
 
-from test_planner import T1, T2, deployment
-from test_reconciler import (
+from builders import T1, T2, deployment
+from fakes import (
     APP_PATH,
     DEPLOYMENTS,
     NAME,
