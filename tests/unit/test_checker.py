@@ -112,9 +112,9 @@ def test_a_silent_server_times_out_and_never_holds_up_the_caller(silent: int) ->
 def test_a_run_no_plan_wants_is_dropped(server: int) -> None:
     calls: list[Probe] = []
 
-    def counting(p: Probe, via: str | None) -> checker.Answer:
+    def counting(p: Probe, via: str | None) -> checker.Verdict:
         calls.append(p)
-        return checker.Answer(True, "HTTP 200")
+        return checker.Verdict(True, "HTTP 200")
 
     runner = Checker("127.0.0.1", send=counting)
     p = probe(server, stage="prod")  # prod runs never pass: they probe until dropped

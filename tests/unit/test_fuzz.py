@@ -24,7 +24,14 @@ from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStat
 from bluegreen.core import planner, status
 from bluegreen.core.planner import App, Observed
 
-from test_planner import NOW, OWNER, T1, after_switch, preview_waiting, steady_blue
+from builders import (
+    NOW,
+    OWNER,
+    T1,
+    after_switch,
+    preview_waiting,
+    steady_blue,
+)
 
 Obj = dict[str, Any]
 

@@ -12,11 +12,11 @@ import pytest
 
 from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus, HttpCheck
 from bluegreen.core import gates, names, status
-from bluegreen.core.gates import Answer, RunKey, Tally
+from bluegreen.core.gates import RunKey, Tally, Verdict
 from bluegreen.core.planner import App, Observed, Plan, plan
 from bluegreen.core.revision import revision_of
 
-from test_planner import (
+from builders import (
     NOW,
     OWNER,
     R1,
@@ -24,12 +24,12 @@ from test_planner import (
     T1,
     T2,
     T3,
-    _parts,
     app,
     body,
     deployment,
     endpoints,
     observed,
+    parts_of,
     preview_waiting,
     selector_color,
     service,
@@ -43,57 +43,57 @@ Obj = dict[str, Any]
 SMOKE = {"name": "smoke", "http": {"path": "/api", "successThreshold": 2, "failureThreshold": 2}}
 DB = {"name": "db", "job": {"template": {"spec": {"containers": [{"name": "t", "image": "t"}]}}}}
 HTTP = HttpCheck(path="/api", successThreshold=2, failureThreshold=2)
-OK, BAD = Answer(True, "HTTP 200: ok"), Answer(False, "HTTP 500: oops (expected 200)")
+OK, BAD = Verdict(True, "HTTP 200: ok"), Verdict(False, "HTTP 500: oops (expected 200)")
 
 
 def key(stage: str = "preview", revision: str = R2, retry: int = 0, check: str = "smoke") -> RunKey:
     return RunKey(check, stage, revision, retry)  # type: ignore[arg-type]
 
 
-# ------------------------------------------------------------------ one run: record()
+# ------------------------------------------------------------------ one run: fold()
 
 
 def test_a_run_starts_pending_and_runs_with_its_first_answer() -> None:
     assert Tally().state == "Pending"
-    assert gates.record(Tally(), OK, HTTP, "preview") == Tally("Running", 1, 0, OK.text)
-    assert gates.record(Tally(), BAD, HTTP, "preview") == Tally("Running", 0, 1, BAD.text)
+    assert gates.fold(Tally(), OK, HTTP, "preview") == Tally("Running", 1, 0, OK.text)
+    assert gates.fold(Tally(), BAD, HTTP, "preview") == Tally("Running", 0, 1, BAD.text)
 
 
 def test_consecutive_successes_pass_a_preview_run() -> None:
-    once = gates.record(Tally(), OK, HTTP, "preview")
-    assert gates.record(once, OK, HTTP, "preview").state == "Passed"
+    once = gates.fold(Tally(), OK, HTTP, "preview")
+    assert gates.fold(once, OK, HTTP, "preview").state == "Passed"
 
 
 def test_a_failure_resets_the_success_streak_and_the_other_way_round() -> None:
-    tally = gates.record(gates.record(Tally(), OK, HTTP, "preview"), BAD, HTTP, "preview")
+    tally = gates.fold(gates.fold(Tally(), OK, HTTP, "preview"), BAD, HTTP, "preview")
     assert (tally.state, tally.successes, tally.failures) == ("Running", 0, 1)
-    tally = gates.record(tally, OK, HTTP, "preview")
+    tally = gates.fold(tally, OK, HTTP, "preview")
     assert (tally.state, tally.successes, tally.failures) == ("Running", 1, 0)
 
 
 def test_consecutive_failures_fail_a_run_at_either_stage() -> None:
     for stage in ("preview", "prod"):
-        once = gates.record(Tally(), BAD, HTTP, stage)  # type: ignore[arg-type]
-        failed = gates.record(once, BAD, HTTP, stage)  # type: ignore[arg-type]
+        once = gates.fold(Tally(), BAD, HTTP, stage)  # type: ignore[arg-type]
+        failed = gates.fold(once, BAD, HTTP, stage)  # type: ignore[arg-type]
         assert (failed.state, failed.failures, failed.message) == ("Failed", 2, BAD.text)
 
 
 def test_successes_never_end_a_prod_verification() -> None:
     tally = Tally()
     for _ in range(10):
-        tally = gates.record(tally, OK, HTTP, "prod")
+        tally = gates.fold(tally, OK, HTTP, "prod")
     assert (tally.state, tally.successes) == ("Running", 10)
 
 
 @pytest.mark.parametrize("final", ["Passed", "Failed"])
 def test_a_final_run_ignores_later_answers(final: str) -> None:
     tally = Tally(final, 2, 0, "x")  # type: ignore[arg-type]
-    assert gates.record(tally, OK, HTTP, "preview") == tally
-    assert gates.record(tally, BAD, HTTP, "preview") == tally
+    assert gates.fold(tally, OK, HTTP, "preview") == tally
+    assert gates.fold(tally, BAD, HTTP, "preview") == tally
 
 
 def test_long_answers_are_cut() -> None:
-    tally = gates.record(Tally(), Answer(False, "x" * 5000), HTTP, "preview")
+    tally = gates.fold(Tally(), Verdict(False, "x" * 5000), HTTP, "preview")
     assert len(tally.message) == gates.MAX_ANSWER_CHARS
 
 
@@ -275,7 +275,9 @@ def test_preview_not_ready_checks_are_pending_and_nothing_is_probed() -> None:
 def test_checks_wait_for_the_preview_endpoints_and_never_claim_to_have_passed(
     promote: bool,
 ) -> None:
-    obs = observed(**{**_parts(preview_waiting()), "eps": endpoints("demo-green", 3, ready=False)})
+    obs = observed(
+        **{**parts_of(preview_waiting()), "eps": endpoints("demo-green", 3, ready=False)}
+    )
     p = plan(checked(promote=promote), obs, NOW)
     assert (p.status.phase, p.status.reason) == ("Progressing", "WaitingForEndpoints")
     assert "its checks start once" in p.status.message and "0/3" in p.status.message
@@ -284,7 +286,7 @@ def test_checks_wait_for_the_preview_endpoints_and_never_claim_to_have_passed(
 
 def test_ready_preview_is_checked_before_the_switch() -> None:
     p = plan(checked(promote=True), preview_waiting(), NOW)
-    assert not p.switches
+    assert not p.switch.planned
     assert writes(p) == []
     assert (p.status.phase, p.status.reason) == ("Progressing", "Checking")
     assert "smoke Running" in p.status.message
@@ -304,7 +306,7 @@ def test_checks_run_without_promote_too_and_then_it_pauses() -> None:
 def test_every_check_passed_switches_prod_in_one_write() -> None:
     obs = with_checks(preview_waiting(), check_tallies={key(): Tally("Passed", 2)})
     p = plan(checked(promote=True), obs, NOW)
-    assert p.switches
+    assert p.switch.planned
     assert writes(p) == [("update", "Service", "demo")]
     assert selector_color(body(p, "Service", "demo")) == "green"
     assert [(c.name, c.state) for c in p.status.checks] == [("smoke", "Passed")]
@@ -314,7 +316,7 @@ def test_a_failed_check_blocks_the_switch_and_degrades_with_its_answer() -> None
     tally = Tally("Failed", 0, 2, "HTTP 500: oops (expected 200)")
     obs = with_checks(preview_waiting(), check_tallies={key(): tally})
     p = plan(checked(promote=True), obs, NOW)
-    assert not p.switches and writes(p) == []
+    assert not p.switch.planned and writes(p) == []
     assert (p.status.phase, p.status.reason) == ("Degraded", "CheckFailed")
     assert "check smoke failed" in p.status.message and "HTTP 500: oops" in p.status.message
     assert p.probes == ()  # a failed run is over
@@ -335,7 +337,7 @@ def test_a_new_template_runs_the_checks_again() -> None:
 def test_the_status_is_the_record_of_a_pass_after_a_restart() -> None:
     passed = CheckStatus(name="smoke", stage="preview", revision=R2, state="Passed", successes=2)
     a = replace(checked(promote=True), recorded=BlueGreenAppStatus(checks=[passed]))
-    assert plan(a, preview_waiting(), NOW).switches
+    assert plan(a, preview_waiting(), NOW).switch.planned
 
 
 def test_a_job_check_is_a_job_created_once_the_preview_is_ready() -> None:
@@ -352,15 +354,19 @@ def test_a_job_check_is_a_job_created_once_the_preview_is_ready() -> None:
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["PREVIEW_URL"] == "http://demo-preview.shop.svc:80"
     assert env["REVISION"] == R2
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_a_failed_job_blocks_the_switch_a_complete_one_opens_it() -> None:
     a = checked(promote=True, checks=[DB])
     failed = plan(a, with_checks(preview_waiting(), jobs=[job("Failed")]), NOW)
-    assert (failed.status.reason, failed.switches, writes(failed)) == ("CheckFailed", False, [])
+    assert (failed.status.reason, failed.switch.planned, writes(failed)) == (
+        "CheckFailed",
+        False,
+        [],
+    )
     assert "job Failed" in failed.status.message
-    assert plan(a, with_checks(preview_waiting(), jobs=[job("Complete")]), NOW).switches
+    assert plan(a, with_checks(preview_waiting(), jobs=[job("Complete")]), NOW).switch.planned
 
 
 def test_check_jobs_of_other_runs_are_deleted() -> None:
@@ -409,7 +415,7 @@ def test_a_failed_verification_switches_back_in_one_write() -> None:
     p = plan(
         checked(promote=True), verifying(NOW - timedelta(seconds=5), check_tallies=tallies), NOW
     )
-    assert p.switches
+    assert p.switch.planned
     assert writes(p) == [("update", "Service", "demo")]
     prod = body(p, "Service", "demo")
     assert selector_color(prod) == "blue"
@@ -436,7 +442,7 @@ def test_an_unavailable_new_color_switches_back_too() -> None:
         {"type": "Available", "status": "False", "message": "minimum availability"}
     ]
     p = plan(checked(promote=True), obs, NOW)
-    assert p.switches and p.status.reason == "RolledBack"
+    assert p.switch.planned and p.status.reason == "RolledBack"
     assert "not available" in p.status.message
 
 
@@ -445,7 +451,7 @@ def test_without_checks_there_is_no_verification() -> None:
     p = plan(
         app(T2, promote=True), verifying(NOW - timedelta(seconds=5), check_tallies=tallies), NOW
     )
-    assert not p.switches and p.probes == ()
+    assert not p.switch.planned and p.probes == ()
 
 
 def test_after_the_window_verification_ends_passed_and_the_old_color_scales_down() -> None:
@@ -481,7 +487,7 @@ def rolled_back_state(**fields: Any) -> tuple[App, Observed]:
 def test_a_switched_back_revision_is_never_promoted_again() -> None:
     a, obs = rolled_back_state()
     p = plan(a, obs, NOW)
-    assert not p.switches and p.probes == ()
+    assert not p.switch.planned and p.probes == ()
     assert (p.status.phase, p.status.reason) == ("Degraded", "RolledBack")
     assert p.status.rolled_back == (R2, 0)
     assert writes(p) == []  # the mark stays on the prod Service: no write
@@ -508,7 +514,7 @@ def test_the_switch_backs_message_and_failed_check_stay_while_the_spec_asks_for_
 def test_the_mark_falls_back_on_the_status_when_the_service_lost_it() -> None:
     a, obs = rolled_back_state()
     prod = service("prod", "blue", a.spec, switched(NOW - timedelta(seconds=3), R2), live=T1)
-    obs = observed(**{**_parts(obs), "prod": prod})
+    obs = observed(**{**parts_of(obs), "prod": prod})
     a = replace(a, recorded=BlueGreenAppStatus(rolledBackRevision=R2, rolledBackRetry=0))
     assert plan(a, obs, NOW).status.reason == "RolledBack"
 
@@ -534,7 +540,7 @@ def test_reverting_to_the_live_revision_after_a_switch_back_verifies_nothing() -
     a = replace(a, spec=spec(T1, checks=[SMOKE], promote=True))
     failing = {key(stage="prod", revision=R1): Tally("Failed", 0, 2, "HTTP 500")}
     p = plan(a, replace(obs, check_tallies=failing), NOW)
-    assert not p.switches and p.probes == ()
+    assert not p.switch.planned and p.probes == ()
     assert p.status.phase == "Healthy" and p.status.rolled_back is None
     # preview goes back to the live color; the prod Service keeps the mark: no write to it
     assert writes(p) == [("update", "Service", "demo-preview")]
@@ -544,11 +550,11 @@ def test_a_new_template_after_a_switch_back_is_checked_and_promoted() -> None:
     a, obs = rolled_back_state()
     a = replace(a, spec=spec(T3, checks=[SMOKE], promote=True))
     obs = replace(obs, check_tallies={key(revision=revision_of(T3)): Tally("Passed", 2)})
-    obs = observed(**{**_parts(obs), "green": deployment("green", T3, 3)})
+    obs = observed(**{**parts_of(obs), "green": deployment("green", T3, 3)})
     p = plan(
         a, replace(obs, check_tallies={key(revision=revision_of(T3)): Tally("Passed", 2)}), NOW
     )
-    assert p.switches
+    assert p.switch.planned
     prod = body(p, "Service", "demo")
     assert names.ANNOTATION_ROLLED_BACK not in prod["metadata"]["annotations"]
 

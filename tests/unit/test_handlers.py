@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import urllib3
 
+from bluegreen.core.objects import Key
 from bluegreen.kube.errors import ApiError
 from bluegreen.runtime.handlers import Runtime, is_api_outage
-from bluegreen.runtime.queue import Key
 
 NS = "shop"
 
@@ -154,12 +154,12 @@ def test_a_check_result_wakes_its_app_on_the_event_loop() -> None:
 
 def test_forgetting_an_app_stops_its_checks() -> None:
     from bluegreen.api.models import HttpCheck
-    from bluegreen.core.gates import Answer, Probe, RunKey
+    from bluegreen.core.gates import Probe, RunKey, Verdict
     from bluegreen.runtime.checker import Checker
 
     rt, _ = runtime()
     # No request leaves the test: the runner's transport answers by itself.
-    rt.checker = Checker(send=lambda probe, via: Answer(True, "HTTP 200"))
+    rt.checker = Checker(send=lambda probe, via: Verdict(True, "HTTP 200"))
     probe = Probe(RunKey("smoke", "prod", "r2", 0), NS, "web", 80, None, HttpCheck())
     rt.checker.want((NS, "web"), [probe])
     assert rt.checker.tallies((NS, "web"))

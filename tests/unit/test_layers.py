@@ -126,3 +126,10 @@ def test_only_the_client_layer_and_the_plugin_talk_to_kubernetes() -> None:
     talkers = {m for m in MODULES if any(n.split(".")[0] == "kubernetes" for n in imports_of(m))}
     # The plugin is its own program; its client is its one door to the API.
     assert talkers <= {"bluegreen.kube.client", "bluegreen.plugin.client"}, talkers
+
+
+@pytest.mark.parametrize("module", ["bluegreen.kube.client", "bluegreen.runtime.queue"])
+def test_the_client_and_the_queue_know_nothing_of_metrics(module: str) -> None:
+    """They expose hooks (``on_answer``; ``on_new_queue``, ``on_forget``) that metrics
+    register into, as controller-runtime's metrics adapter does."""
+    assert "bluegreen.runtime.metrics" not in own_imports(module)

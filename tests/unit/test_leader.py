@@ -9,7 +9,7 @@ from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import ApiError, NotLeading
 from bluegreen.runtime.leader import LeaderElector, LeaseSettings
 
-from test_reconciler import FakeApi
+from fakes import FakeApi
 
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/bluegreen-operator"
 

@@ -17,8 +17,8 @@ from bluegreen.kube.errors import ApiError, NotLeading
 from bluegreen.runtime import metrics, reconciler
 from bluegreen.runtime.queue import ReconcileQueue
 
-from test_planner import T1, T2, deployment
-from test_reconciler import (
+from builders import T1, T2, deployment
+from fakes import (
     APP_PATH,
     DEPLOYMENTS,
     NAME,
@@ -146,9 +146,7 @@ def test_a_switch_whose_release_began_before_this_replica_led_only_counts(
 ) -> None:
     """The start of that release is not known here: no made-up latency."""
     api = preview_ready_for_switch()
-    metrics.current().written(
-        (NS, NAME), reconciler.planner.Action("update", "Service", NAME, None, "Switched", "")
-    )
+    metrics.current().switched((NS, NAME))
     assert value(m, "bluegreen_switches_total") == 1
     assert value(m, "bluegreen_switch_after_change_seconds_count") == 0
     reconciler.reconcile(

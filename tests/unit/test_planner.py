@@ -5,153 +5,44 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, Color
-from bluegreen.core import desired, names, planner, status
-from bluegreen.core.desired import Owner
-from bluegreen.core.planner import App, Observed, Plan, plan
+from bluegreen.api.models import BlueGreenAppStatus, Color
+from bluegreen.core import desired, names, planner
+from bluegreen.core.planner import App, Observed, plan
 from bluegreen.core.revision import revision_of
 
+from builders import (
+    NOW,
+    OWNER,
+    R1,
+    R2,
+    R3,
+    STRANGER,
+    T1,
+    T2,
+    T3,
+    after_switch,
+    app,
+    body,
+    deployment,
+    endpoints,
+    observed,
+    parts_of,
+    preview_waiting,
+    replicaset,
+    selector_color,
+    service,
+    spec,
+    steady_blue,
+    writes,
+    written_status,
+)
+
 Obj = dict[str, Any]
-
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
-OWNER = Owner(name="demo", namespace="shop", uid="uid-1")
-STRANGER = Owner(name="demo", namespace="shop", uid="uid-of-another-app")
-
-
-def template(image: str) -> Obj:
-    return {
-        "metadata": {"labels": {"tier": "web"}},
-        "spec": {"containers": [{"name": "app", "image": image}]},
-    }
-
-
-T1, T2, T3 = template("hello:1"), template("hello:2"), template("hello:3")
-R1, R2, R3 = revision_of(T1), revision_of(T2), revision_of(T3)
-
-
-def spec(tpl: Obj = T1, **fields: Any) -> BlueGreenAppSpec:
-    return BlueGreenAppSpec.model_validate(
-        {"replicas": 3, "template": tpl, "service": {"ports": [{"port": 80}]}, **fields}
-    )
-
-
-def app(tpl: Obj = T1, **fields: Any) -> App:
-    return App(owner=OWNER, generation=1, spec=spec(tpl, **fields))
-
-
-def deployment(
-    color: Color, tpl: Obj, replicas: int, ready: int | None = None, owner: Owner = OWNER
-) -> Obj:
-    """A live Deployment as the API server would show it after we applied it."""
-    obj = desired.stamped(desired.deployment(owner, color, tpl, revision_of(tpl), replicas))
-    ready = replicas if ready is None else ready
-    obj["metadata"]["generation"] = 1
-    obj["status"] = {
-        "observedGeneration": 1,
-        "replicas": replicas,
-        "updatedReplicas": replicas,
-        "readyReplicas": ready,
-        "availableReplicas": ready,
-    }
-    return obj
-
-
-def service(
-    role: names.ServiceRole,
-    color: Color,
-    app_spec: BlueGreenAppSpec | None = None,
-    record: dict[str, str] | None = None,
-    owner: Owner = OWNER,
-    live: Obj = T1,
-) -> Obj:
-    """A live Service as the operator left it; the prod one records what prod serves."""
-    annotations = desired.prod_annotations(record or {}, live) if role == "prod" else None
-    return desired.stamped(desired.service(owner, role, app_spec or spec(), color, annotations))
-
-
-def switched(at: datetime, previous: str) -> dict[str, str]:
-    return {
-        names.ANNOTATION_SWITCHED_AT: at.isoformat().replace("+00:00", "Z"),
-        names.ANNOTATION_PREVIOUS_REVISION: previous,
-    }
-
-
-POD_HASH = "5d9c7"
-
-
-def endpoints(
-    deployment_name: str, count: int, ready: bool = True, pod_hash: str = POD_HASH
-) -> list[Obj]:
-    return [
-        {
-            "addresses": [f"10.244.0.{i}"],
-            "conditions": {"ready": ready},
-            "targetRef": {"kind": "Pod", "name": f"{deployment_name}-{pod_hash}-{i:05d}"},
-        }
-        for i in range(count)
-    ]
-
-
-def replicaset(dep: Obj, pod_hash: str = POD_HASH) -> Obj:
-    """The ReplicaSet the Deployment controller makes for a Deployment's current template:
-    the template's labels plus pod-template-hash, owned by the Deployment."""
-    labels = dict(dep["spec"]["template"]["metadata"]["labels"])
-    name = dep["metadata"]["name"]
-    return {
-        "metadata": {
-            "name": f"{name}-{pod_hash}",
-            "labels": {**labels, "pod-template-hash": pod_hash},
-            "ownerReferences": [{"kind": "Deployment", "name": name, "controller": True}],
-        }
-    }
-
-
-def observed(
-    blue: Obj | None = None,
-    green: Obj | None = None,
-    prod: Obj | None = None,
-    preview: Obj | None = None,
-    eps: list[Obj] | None = None,
-    ingresses: dict[names.ServiceRole, Obj] | None = None,
-) -> Observed:
-    deps = {c: d for c, d in (("blue", blue), ("green", green)) if d is not None}
-    svcs = {r: s for r, s in (("prod", prod), ("preview", preview)) if s is not None}
-    replicasets = [replicaset(d) for d in deps.values()]
-    return Observed(deps, svcs, ingresses or {}, eps or [], replicasets)  # type: ignore[arg-type]
-
-
-def steady_blue(tpl: Obj = T1, **fields: Any) -> Observed:
-    """blue runs tpl, both Services select it."""
-    s = spec(tpl, **fields)
-    return observed(
-        blue=deployment("blue", tpl, s.replicas),
-        prod=service("prod", "blue", s, live=tpl),
-        preview=service("preview", "blue", s),
-    )
-
-
-def writes(p: Plan) -> list[tuple[str, str, str]]:
-    return [(a.verb, a.kind, a.name) for a in p.actions]
-
-
-def body(p: Plan, kind: str, name: str) -> Obj:
-    found = [a.body for a in p.actions if a.kind == kind and a.name == name]
-    assert len(found) == 1 and found[0] is not None, writes(p)
-    return found[0]
-
-
-def written_status(p: Plan) -> BlueGreenAppStatus:
-    """The status the reconciler writes when every write of the plan succeeds."""
-    return status.after_pass(p, p.actions, [], generation=1, previous=BlueGreenAppStatus(), now=NOW)
-
-
-def selector_color(svc: Obj) -> str:
-    return str(svc["spec"]["selector"][names.LABEL_COLOR])
 
 
 # ------------------------------------------------------------------ 1. create
@@ -229,18 +120,6 @@ def test_template_change_deploys_the_idle_color_behind_preview(
     assert p.status.active_color == "blue"
 
 
-def preview_waiting(tpl: Obj = T2, ready: int | None = None, **fields: Any) -> Observed:
-    s = spec(tpl, **fields)
-    size = s.preview_size()
-    return observed(
-        blue=deployment("blue", T1, 3),
-        green=deployment("green", tpl, size, ready),
-        prod=service("prod", "blue", s),
-        preview=service("preview", "green", s),
-        eps=endpoints("demo-green", size if ready is None else ready),
-    )
-
-
 def test_ready_preview_waits_for_promote() -> None:
     p = plan(app(T2), preview_waiting(), NOW)
     assert writes(p) == []
@@ -263,21 +142,21 @@ def test_promote_scales_a_small_preview_up_before_switching() -> None:
     p = plan(app(T2, promote=True, previewReplicas=1), preview_waiting(previewReplicas=1), NOW)
     assert writes(p) == [("update", "Deployment", "demo-green")]
     assert body(p, "Deployment", "demo-green")["spec"]["replicas"] == 3
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_promote_waits_for_the_preview_endpoints() -> None:
     obs = preview_waiting()
-    obs = observed(**{**_parts(obs), "eps": endpoints("demo-green", 3, ready=False)})
+    obs = observed(**{**parts_of(obs), "eps": endpoints("demo-green", 3, ready=False)})
     p = plan(app(T2, promote=True), obs, NOW)
     assert writes(p) == []
     assert p.status.reason == "WaitingForEndpoints"
 
 
 def test_endpoints_of_the_other_color_do_not_count() -> None:
-    obs = observed(**{**_parts(preview_waiting()), "eps": endpoints("demo-blue", 3)})
+    obs = observed(**{**parts_of(preview_waiting()), "eps": endpoints("demo-blue", 3)})
     p = plan(app(T2, promote=True), obs, NOW)
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_promote_switches_prod_in_one_write_when_fully_ready() -> None:
@@ -288,7 +167,7 @@ def test_promote_switches_prod_in_one_write_when_fully_ready() -> None:
     annotations = prod["metadata"]["annotations"]
     assert annotations[names.ANNOTATION_PREVIOUS_REVISION] == R1
     assert annotations[names.ANNOTATION_SWITCHED_AT] == "2026-11-26T12:00:00Z"
-    assert p.switches
+    assert p.switch.planned
     assert (p.status.phase, p.status.active_color, p.status.active_revision) == (
         "Healthy",
         "green",
@@ -403,16 +282,6 @@ def test_no_switch_while_neither_the_replicasets_nor_the_endpoints_say_the_rollo
     assert p.status.active_color == "blue"
 
 
-def after_switch(at: datetime, blue_replicas: int = 3) -> Observed:
-    s = spec(T2)
-    return observed(
-        blue=deployment("blue", T1, blue_replicas),
-        green=deployment("green", T2, 3),
-        prod=service("prod", "green", s, switched(at, R1), live=T2),
-        preview=service("preview", "green", s),
-    )
-
-
 def test_after_a_switch_the_previous_color_keeps_its_pods_for_the_delay() -> None:
     p = plan(app(T2, promote=True), after_switch(NOW - timedelta(seconds=10)), NOW)
     assert writes(p) == []  # restarted right after the switch: no second switch, no flap
@@ -458,7 +327,7 @@ def test_reverting_to_the_active_revision_abandons_the_preview() -> None:
 def test_rollback_while_the_previous_color_runs_switches_with_no_new_pods() -> None:
     obs = after_switch(NOW - timedelta(seconds=10))
     obs = observed(
-        **{**_parts(obs), "preview": service("preview", "blue"), "eps": endpoints("demo-blue", 3)}
+        **{**parts_of(obs), "preview": service("preview", "blue"), "eps": endpoints("demo-blue", 3)}
     )
     p = plan(app(T1, promote=True), obs, NOW)
     assert writes(p) == [("update", "Service", "demo")]
@@ -475,7 +344,7 @@ def test_rollback_to_a_scaled_down_color_scales_it_up_first() -> None:
     ]
     blue = body(p, "Deployment", "demo-blue")
     assert (blue["spec"]["replicas"], blue["metadata"]["labels"][names.LABEL_REVISION]) == (3, R1)
-    assert not p.switches
+    assert not p.switch.planned
 
 
 # ------------------------------------------------------------------ 6, 7. in-place changes
@@ -514,7 +383,7 @@ def test_ingress_creates_one_per_host() -> None:
 def test_removing_ingress_deletes_the_owned_ones() -> None:
     s = spec(T1, ingress=INGRESS)
     ing = {r: desired.stamped(desired.ingress(OWNER, r, s)) for r in names.SERVICE_ROLES}
-    obs = observed(**_parts(steady_blue()), ingresses=ing)
+    obs = observed(**parts_of(steady_blue()), ingresses=ing)
     p = plan(app(T1), obs, NOW)
     assert writes(p) == [("delete", "Ingress", "demo"), ("delete", "Ingress", "demo-preview")]
 
@@ -523,7 +392,7 @@ def test_removing_ingress_deletes_the_owned_ones() -> None:
 
 
 def test_a_foreign_service_is_left_alone_and_reported() -> None:
-    parts = _parts(steady_blue())
+    parts = parts_of(steady_blue())
     parts["prod"] = service("prod", "blue", owner=STRANGER)
     p = plan(app(), observed(**parts), NOW)
     assert ("update", "Service", "demo") not in writes(p)
@@ -536,20 +405,20 @@ def test_a_foreign_service_is_left_alone_and_reported() -> None:
 
 
 def test_a_foreign_idle_deployment_blocks_the_preview_and_the_switch() -> None:
-    parts = _parts(preview_waiting())
+    parts = parts_of(preview_waiting())
     parts["green"] = deployment("green", T2, 3, owner=STRANGER)
     p = plan(app(T2, promote=True), observed(**parts), NOW)
     assert all(a.name != "demo-green" for a in p.actions)
-    assert not p.switches
+    assert not p.switch.planned
     assert written_status(p).phase == "Degraded"
 
 
 def test_a_foreign_prod_service_blocks_the_switch_and_status_keeps_the_live_color() -> None:
     """Status describes what is live: no switch is claimed that was never written."""
-    parts = _parts(preview_waiting())
+    parts = parts_of(preview_waiting())
     parts["prod"] = service("prod", "blue", owner=STRANGER)
     p = plan(app(T2, promote=True), observed(**parts), NOW)
-    assert p.switch is None
+    assert p.switch.action is None
     reported = written_status(p)
     assert (reported.activeColor, reported.activeRevision) == ("blue", R1)
     assert reported.phase == "Degraded"
@@ -600,18 +469,8 @@ def test_revision_ignores_key_order() -> None:
     assert R1 != R2
 
 
-def _parts(obs: Observed) -> dict[str, Any]:
-    return {
-        "blue": obs.deployments.get("blue"),
-        "green": obs.deployments.get("green"),
-        "prod": obs.services.get("prod"),
-        "preview": obs.services.get("preview"),
-        "eps": list(obs.preview_endpoints),
-    }
-
-
 def test_a_deleted_live_deployment_is_rebuilt_from_what_prod_served() -> None:
-    parts = _parts(preview_waiting())
+    parts = parts_of(preview_waiting())
     parts["blue"] = None  # someone deleted hello-blue while v2 waits on green
     p = plan(app(T2), observed(**parts), NOW)
     assert writes(p) == [("create", "Deployment", "demo-blue")]
@@ -662,7 +521,7 @@ def test_a_deleted_prod_service_comes_back_on_the_live_color_not_the_preview(
     record: BlueGreenAppStatus | None,
 ) -> None:
     # v2 live on green (blue was first, so a default would pick blue), v3 waits on blue.
-    parts = _parts(after_switch(NOW - timedelta(seconds=600)))
+    parts = parts_of(after_switch(NOW - timedelta(seconds=600)))
     parts["blue"] = deployment("blue", T3, 1)
     parts["eps"] = endpoints("demo-blue", 1)
     parts["preview"] = service("preview", "blue", spec(T3))
@@ -679,16 +538,16 @@ def test_a_deleted_prod_service_comes_back_on_the_live_color_not_the_preview(
 
 def test_a_deleted_prod_service_with_promote_is_recreated_before_it_switches() -> None:
     """Creating prod and switching it are two writes, so status can say which happened."""
-    parts = _parts(preview_waiting())
+    parts = parts_of(preview_waiting())
     parts["prod"] = None
     p = plan(app_with_status(T2, recorded("blue", R1), promote=True), observed(**parts), NOW)
     assert selector_color(body(p, "Service", "demo")) == "blue"
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_a_deleted_prod_service_after_a_switch_keeps_prod_on_the_new_color() -> None:
     """No preview waiting: prod must not go back to the previous color (at 0 pods)."""
-    parts = _parts(after_switch(NOW - timedelta(seconds=60), blue_replicas=0))
+    parts = parts_of(after_switch(NOW - timedelta(seconds=60), blue_replicas=0))
     parts["prod"] = None
     record = recorded("green", R2, previousRevision=R1, lastSwitchTime="2026-11-26T11:59:00Z")
     p = plan(app_with_status(T2, record, promote=True), observed(**parts), NOW)
@@ -701,7 +560,7 @@ def test_a_deleted_prod_service_after_a_switch_keeps_prod_on_the_new_color() -> 
 
 
 def test_a_hand_edited_prod_selector_is_put_back_on_the_promoted_color() -> None:
-    parts = _parts(after_switch(NOW - timedelta(seconds=60), blue_replicas=0))
+    parts = parts_of(after_switch(NOW - timedelta(seconds=60), blue_replicas=0))
     edited = copy.deepcopy(parts["prod"])
     edited["spec"]["selector"][names.LABEL_COLOR] = "blue"  # someone moved prod by hand
     parts["prod"] = edited
@@ -709,11 +568,11 @@ def test_a_hand_edited_prod_selector_is_put_back_on_the_promoted_color() -> None
     assert writes(p) == [("update", "Service", "demo")]
     assert selector_color(body(p, "Service", "demo")) == "green"
     assert ("update", "Deployment", "demo-blue") not in writes(p)  # blue is not scaled up
-    assert not p.switches
+    assert not p.switch.planned
 
 
 def test_a_hand_edited_prod_selector_does_not_promote_a_waiting_preview() -> None:
-    parts = _parts(preview_waiting())
+    parts = parts_of(preview_waiting())
     edited = copy.deepcopy(parts["prod"])
     edited["spec"]["selector"][names.LABEL_COLOR] = "green"
     parts["prod"] = edited
@@ -734,7 +593,7 @@ def test_status_records_the_switch_time_and_the_previous_revision() -> None:
 def test_ready_pods_of_an_older_revision_of_the_same_color_do_not_count() -> None:
     """While EndpointSlices lag behind a rollout, green's old pods may still be listed
     ready: only pods of the new revision's ReplicaSet count for the switch."""
-    parts = _parts(preview_waiting())
+    parts = parts_of(preview_waiting())
     old_green = deployment("green", T3, 3)
     parts["eps"] = endpoints("demo-green", 3, pod_hash="0ldh4sh")
     obs = observed(**parts)
@@ -746,16 +605,16 @@ def test_ready_pods_of_an_older_revision_of_the_same_color_do_not_count() -> Non
         [*obs.replicasets, replicaset(old_green, pod_hash="0ldh4sh")],
     )
     p = plan(app(T2, promote=True), obs, NOW)
-    assert not p.switches
+    assert not p.switch.planned
     assert p.status.reason == "WaitingForEndpoints"
     assert "0/3" in p.status.message
 
 
 def test_without_the_new_replicaset_no_endpoint_counts() -> None:
-    parts = _parts(preview_waiting())
+    parts = parts_of(preview_waiting())
     obs = observed(**parts)
     p = plan(app(T2, promote=True), Observed(*list(vars(obs).values())[:4], []), NOW)
-    assert not p.switches
+    assert not p.switch.planned
 
 
 @pytest.mark.parametrize(
@@ -769,7 +628,7 @@ def test_without_the_new_replicaset_no_endpoint_counts() -> None:
 def test_a_hand_written_switch_time_in_status_never_raises(
     switched_at: str, blue_kept: bool
 ) -> None:
-    parts = _parts(after_switch(NOW))
+    parts = parts_of(after_switch(NOW))
     parts["prod"] = None
     record = recorded("green", R2, previousRevision=R1, lastSwitchTime=switched_at)
     p = plan(app_with_status(T2, record, promote=True), observed(**parts), NOW)

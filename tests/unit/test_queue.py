@@ -10,8 +10,9 @@ from collections import Counter
 
 import pytest
 
+from bluegreen.core.objects import Key
 from bluegreen.runtime import queue as queue_module
-from bluegreen.runtime.queue import Key, ReconcileQueue
+from bluegreen.runtime.queue import ReconcileQueue
 
 A: Key = ("shop", "a")
 B: Key = ("shop", "b")

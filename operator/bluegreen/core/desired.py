@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,7 @@ from bluegreen.api.models import (
     JobCheck,
 )
 from bluegreen.core import names
-
-Obj = dict[str, Any]
+from bluegreen.core.objects import Obj
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _service_port(port: Obj, role: names.ServiceRole) -> Obj:
     return port
 
 
-def prod_annotations(switch_record: dict[str, str], live_template: Obj | None) -> dict[str, str]:
+def prod_annotations(switch_record: Mapping[str, str], live_template: Obj | None) -> dict[str, str]:
     """What the prod Service records: the last switch, and the template prod serves
     (when known: nothing served before the first rollout)."""
     if live_template is None:

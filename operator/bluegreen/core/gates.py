@@ -2,7 +2,7 @@
 
 Pure, like the planner that calls it: no client, no clock, no sockets. The check runner
 (:mod:`bluegreen.runtime.checker`) sends the HTTP requests and folds each answer into a
-:class:`Tally` with :func:`record`; the Job checks are the Jobs' own conditions. From those,
+:class:`Tally` with :func:`fold`; the Job checks are the Jobs' own conditions. From those,
 :func:`evaluate` says where each check stands for one revision and whether the gate is
 open, and the planner decides: switch, wait, or (after a switch) switch back.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from bluegreen.api.models import (
     BlueGreenAppSpec,
@@ -29,8 +28,7 @@ from bluegreen.api.models import (
     HttpCheck,
 )
 from bluegreen.core import names
-
-Obj = dict[str, Any]
+from bluegreen.core.objects import Obj
 
 FINAL: frozenset[CheckState] = frozenset({"Passed", "Failed"})
 # The longest answer kept for the status and Events: enough to say what went wrong.
@@ -49,7 +47,7 @@ class RunKey:
 
 
 @dataclass(frozen=True)
-class Answer:
+class Verdict:
     """One probe's outcome: a success or not, and what was seen (``HTTP 500: oops``)."""
 
     ok: bool
@@ -66,14 +64,14 @@ class Tally:
     message: str = ""
 
 
-def record(tally: Tally, answer: Answer, http: HttpCheck, stage: CheckStage) -> Tally:
-    """Fold one answer into a run. Consecutive successes pass a check before the switch;
+def fold(tally: Tally, verdict: Verdict, http: HttpCheck, stage: CheckStage) -> Tally:
+    """Fold one verdict into a run. Consecutive successes pass a check before the switch;
     after it (``prod``) successes never end the run: it verifies until the rollback window
     closes. Consecutive failures fail it at either stage. A final run stays as it is."""
     if tally.state in FINAL:
         return tally
-    text = answer.text[:MAX_ANSWER_CHARS]
-    if answer.ok:
+    text = verdict.text[:MAX_ANSWER_CHARS]
+    if verdict.ok:
         streak = tally.successes + 1
         passed = stage == "preview" and streak >= http.successThreshold
         return Tally("Passed" if passed else "Running", streak, 0, text)
@@ -82,16 +80,16 @@ def record(tally: Tally, answer: Answer, http: HttpCheck, stage: CheckStage) -> 
     return Tally("Failed" if failed else "Running", 0, streak, text)
 
 
-def judge_response(http: HttpCheck, status: int, body: str) -> Answer:
+def judge_response(http: HttpCheck, status: int, body: str) -> Verdict:
     """Whether one HTTP response passes the check, and a short account of it."""
     snippet = " ".join(body.split())[:120]
     text = f"HTTP {status}" + (f": {snippet}" if snippet else "")
     if status not in http.expectStatus:
         expected = ", ".join(str(s) for s in http.expectStatus)
-        return Answer(False, f"{text} (expected {expected})")
+        return Verdict(False, f"{text} (expected {expected})")
     if http.bodyContains is not None and http.bodyContains not in body:
-        return Answer(False, f"{text} (the body lacks {http.bodyContains!r})")
-    return Answer(True, text)
+        return Verdict(False, f"{text} (the body lacks {http.bodyContains!r})")
+    return Verdict(True, text)
 
 
 # ---------------------------------------------------------------- what to probe

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from bluegreen.api.models import Color
+from bluegreen.api.models import CheckStage, Color
 
 MANAGER = "bluegreen-operator"
 
@@ -41,7 +39,8 @@ ANNOTATION_MANAGED = "bluegreen.dev/managed-annotations"
 
 COLORS: tuple[Color, Color] = ("blue", "green")
 
-ServiceRole = Literal["prod", "preview"]
+# The Services (and Ingresses) by role; a check's stage is the Service it probes: one type.
+ServiceRole = CheckStage
 SERVICE_ROLES: tuple[ServiceRole, ServiceRole] = ("prod", "preview")
 
 

@@ -11,16 +11,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import pydantic
 
 from bluegreen.api.models import BlueGreenAppStatus, Condition
+from bluegreen.core import reasons
 from bluegreen.core.clock import format_time
-from bluegreen.core.planner import Action, Plan, Status
+from bluegreen.core.objects import Obj
+from bluegreen.core.plans import Action, Plan, Summary
 
-Obj = dict[str, Any]
 Truth = Literal["True", "False", "Unknown"]
+
+
+# The fields the summary and the status model hold alike: summary attribute -> status field.
+SAME_FIELDS = {
+    "active_color": "activeColor",
+    "active_revision": "activeRevision",
+    "preview_color": "previewColor",
+    "preview_revision": "previewRevision",
+    "previous_revision": "previousRevision",
+    "switched_at": "lastSwitchTime",
+    "replicas": "replicas",
+    "selector": "selector",
+}
 
 
 def recorded(raw: Obj | None) -> BlueGreenAppStatus:
@@ -41,21 +55,22 @@ def after_pass(
     now: datetime,
 ) -> BlueGreenAppStatus:
     summary = plan.status
-    if plan.status_unswitched is not None and (plan.switch is None or plan.switch not in done):
-        summary = plan.status_unswitched  # prod still selects the old color
+    switch = plan.switch
+    if switch.unswitched is not None and not switch.is_written(done):
+        summary = switch.unswitched  # prod still selects the old color
     if plan.conflicts:
         summary = replace(
             summary,
             phase="Degraded",
-            reason="ChildConflict",
+            reason=reasons.CHILD_CONFLICT,
             message=f"{', '.join(plan.conflicts)} already exists and is not owned by this "
             "BlueGreenApp; the operator leaves it alone: delete or rename it",
         )
     if failures:
         summary = replace(
-            summary, phase="Degraded", reason="ChildRejected", message="; ".join(failures)
+            summary, phase="Degraded", reason=reasons.CHILD_REJECTED, message="; ".join(failures)
         )
-    return build(summary, generation=generation, previous=previous, now=now)
+    return to_status(summary, generation=generation, previous=previous, now=now)
 
 
 def stopped(
@@ -63,40 +78,21 @@ def stopped(
 ) -> BlueGreenAppStatus:
     """Degraded for a reason that stopped the pass before it looked at the children: which
     color serves prod stays as last recorded, and whether it is available is not known."""
-    summary = Status(
-        phase="Degraded",
-        reason=reason,
-        message=message,
-        active_color=previous.activeColor,
-        active_revision=previous.activeRevision,
-        available=None,
-        preview_color=previous.previewColor,
-        preview_revision=previous.previewRevision,
-        previous_revision=previous.previousRevision,
-        switched_at=previous.lastSwitchTime,
-        replicas=previous.replicas,
-        selector=previous.selector,
-        checks=tuple(previous.checks),
-        rolled_back=_mark(previous),
+    summary = replace(
+        summary_of(previous), phase="Degraded", reason=reason, message=message, available=None
     )
-    return build(summary, generation=generation, previous=previous, now=now)
+    return to_status(summary, generation=generation, previous=previous, now=now)
 
 
-def build(
-    summary: Status, *, generation: int, previous: BlueGreenAppStatus, now: datetime
+def to_status(
+    summary: Summary, *, generation: int, previous: BlueGreenAppStatus, now: datetime
 ) -> BlueGreenAppStatus:
+    """The one way from the planner's summary to the status model."""
     return BlueGreenAppStatus(
         phase=summary.phase,
         message=summary.message,
         observedGeneration=generation,
-        activeColor=summary.active_color,
-        activeRevision=summary.active_revision,
-        previewColor=summary.preview_color,
-        previewRevision=summary.preview_revision,
-        previousRevision=summary.previous_revision,
-        lastSwitchTime=summary.switched_at,
-        replicas=summary.replicas,
-        selector=summary.selector,
+        **{field: getattr(summary, attr) for attr, field in SAME_FIELDS.items()},
         checks=list(summary.checks),
         rolledBackRevision=summary.rolled_back[0] if summary.rolled_back else None,
         rolledBackRetry=summary.rolled_back[1] if summary.rolled_back else None,
@@ -104,13 +100,27 @@ def build(
     )
 
 
-def _mark(previous: BlueGreenAppStatus) -> tuple[str, int] | None:
-    if previous.rolledBackRevision is None:
-        return None
-    return (previous.rolledBackRevision, previous.rolledBackRetry or 0)
+def summary_of(recorded: BlueGreenAppStatus) -> Summary:
+    """The one way back: the summary a recorded status holds. Its reason is the Progressing
+    condition's (which carries every pass's reason), whether prod was available is the
+    Available condition's; a status never written reads as Progressing, nothing live."""
+    by_type = {c.type: c for c in recorded.conditions}
+    progressing, available = by_type.get("Progressing"), by_type.get("Available")
+    mark = None
+    if recorded.rolledBackRevision is not None:
+        mark = (recorded.rolledBackRevision, recorded.rolledBackRetry or 0)
+    return Summary(
+        phase=recorded.phase or "Progressing",
+        reason=progressing.reason if progressing is not None else "",
+        message=recorded.message or "",
+        available={"True": True, "False": False}.get(available.status) if available else None,
+        **{attr: getattr(recorded, field) for attr, field in SAME_FIELDS.items()},
+        checks=tuple(recorded.checks),
+        rolled_back=mark,
+    )
 
 
-def conditions(summary: Status, previous: Sequence[Condition], now: datetime) -> list[Condition]:
+def conditions(summary: Summary, previous: Sequence[Condition], now: datetime) -> list[Condition]:
     progressing = summary.phase == "Progressing"
     degraded = summary.phase == "Degraded"
     serving = f"{summary.active_color} serves revision {summary.active_revision}"
@@ -118,9 +128,9 @@ def conditions(summary: Status, previous: Sequence[Condition], now: datetime) ->
     if summary.available is None:
         available = ("Unknown", summary.reason, "not checked: the last pass stopped early")
     elif summary.available:
-        available = ("True", "ActiveColorAvailable", serving)
+        available = ("True", reasons.ACTIVE_COLOR_AVAILABLE, serving)
     else:
-        available = ("False", "ActiveColorUnavailable", serving)
+        available = ("False", reasons.ACTIVE_COLOR_UNAVAILABLE, serving)
     wanted: list[tuple[str, Truth, str, str]] = [
         ("Available", *available),
         (
@@ -132,7 +142,7 @@ def conditions(summary: Status, previous: Sequence[Condition], now: datetime) ->
         (
             "Degraded",
             _truth(degraded),
-            summary.reason if degraded else "AsExpected",
+            summary.reason if degraded else reasons.AS_EXPECTED,
             summary.message if degraded else "",
         ),
     ]

@@ -26,11 +26,11 @@ from kubernetes.watch.watch import iter_resp_lines
 from bluegreen.api.models import GROUP, KIND, PLURAL, VERSION
 from bluegreen.core import names
 from bluegreen.core.clock import format_time, utcnow
+from bluegreen.core.objects import Obj
 from bluegreen.kube.errors import ApiError, NoCredentials, NotFound, NotLeading
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -6,11 +6,11 @@
     kubectl bluegreen rollback NAME [--promote] [--force]
 
 Everything that decides or renders is a pure function of plain dicts (objects exactly as the
-API returns them as JSON), so it is tested without a cluster. Only :class:`Kube` talks to the
-API, and it turns every failure into a one-line :class:`PluginError`.
+API returns them as JSON), so it is tested without a cluster. Only :class:`PluginClient` talks
+to the API, and it turns every failure into a one-line :class:`PluginError`.
 
     view.py     the pure decisions and rendering, and PluginError
-    client.py   Kube and the kubeconfig: the only module that imports kubernetes
+    client.py   PluginClient and the kubeconfig: the only module that imports kubernetes
     cli.py      the parser, the commands, the status watch, main
 """
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bluegreen.plugin.client import Kube, connect
+from bluegreen.core.objects import Obj
+from bluegreen.plugin.client import PluginClient, connect
 from bluegreen.plugin.view import (
-    Obj,
     PluginError,
     gitops_refusal,
     gitops_warning,
@@ -31,14 +31,14 @@ DEFAULT_REQUEST_TIMEOUT = 10.0
 # --- Commands --------------------------------------------------------------------------------
 
 
-def run_list(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
+def run_list(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
     namespace = None if args.all_namespaces else args.namespace
     apps = kube.list_apps(namespace)
     print(render_list(apps, datetime.now(UTC), namespace=namespace), file=out)
     return 0
 
 
-def run_status(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
+def run_status(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
     if args.watch:
         return watch_status(kube, args.namespace, args.name, out)
     app = kube.get_app(args.namespace, args.name)
@@ -46,7 +46,7 @@ def run_status(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def watch_status(kube: Kube, namespace: str, name: str, out: TextIO) -> int:
+def watch_status(kube: PluginClient, namespace: str, name: str, out: TextIO) -> int:
     """Print the status, then again on every change of the app or its Deployments.
 
     Ctrl-C is the way out, so it ends with 0.
@@ -81,7 +81,7 @@ def wait_for_change(events: queue.Queue[object]) -> None:
             return
 
 
-def run_promote(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
+def run_promote(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
     app = kube.get_app(args.namespace, args.name)
     check_gitops(app, "promote", force=args.force)
     patched = kube.patch_app(
@@ -91,7 +91,7 @@ def run_promote(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def run_rollback(kube: Kube, args: argparse.Namespace, out: TextIO) -> int:
+def run_rollback(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
     app = kube.get_app(args.namespace, args.name)
     target = rollback_target(app, kube.get_deployments(args.namespace, args.name))
     check_gitops(app, "rollback", force=args.force)

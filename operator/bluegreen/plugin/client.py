@@ -1,4 +1,4 @@
-"""The plugin's only door to the API: :class:`Kube`, and loading the kubeconfig.
+"""The plugin's only door to the API: :class:`PluginClient`, and loading the kubeconfig.
 
 Every failure becomes a one-line :class:`~bluegreen.plugin.view.PluginError`.
 """
@@ -16,8 +16,8 @@ from kubernetes import client, config, watch
 
 from bluegreen.api.models import GROUP, PLURAL, SINGULAR, VERSION, Color
 from bluegreen.core import names
+from bluegreen.core.objects import Obj
 from bluegreen.plugin.view import (
-    Obj,
     PluginError,
     describe_api_error,
     describe_connection_error,
@@ -28,7 +28,7 @@ SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 WATCH_SECONDS = 300
 
 
-class Kube:
+class PluginClient:
     """The plugin's only door to the API. One request per method; failures become PluginError."""
 
     def __init__(self, api: client.ApiClient, *, timeout: float) -> None:
@@ -176,8 +176,10 @@ class Kube:
         return PluginError(f"could not {what}: {error}")
 
 
-def connect(kubeconfig: str | None, context: str | None, timeout: float) -> tuple[Kube, str]:
-    """A Kube for the kubeconfig (or $KUBECONFIG, or ~/.kube/config), and its namespace.
+def connect(
+    kubeconfig: str | None, context: str | None, timeout: float
+) -> tuple[PluginClient, str]:
+    """A client for the kubeconfig (or $KUBECONFIG, or ~/.kube/config), and its namespace.
 
     Inside a pod with no kubeconfig, the pod's service account is used, as kubectl does.
     """
@@ -196,7 +198,7 @@ def connect(kubeconfig: str | None, context: str | None, timeout: float) -> tupl
         raise PluginError(describe_config_error(error, source)) from None
     # A command line tool should fail at once and say why, not retry in silence.
     configuration.retries = 0
-    return Kube(client.ApiClient(configuration), timeout=timeout), namespace
+    return PluginClient(client.ApiClient(configuration), timeout=timeout), namespace
 
 
 def kubeconfig_source(kubeconfig: str | None) -> str:

@@ -17,10 +17,10 @@ from typing import Any
 import urllib3
 
 from bluegreen.api.models import GROUP, SINGULAR, VERSION, Color
-from bluegreen.core import names
+from bluegreen.core import names, reasons
 from bluegreen.core.clock import parse_time
+from bluegreen.core.objects import Obj
 
-Obj = dict[str, Any]
 Deployments = Mapping[Color, Obj | None]
 
 NONE = "<none>"
@@ -52,7 +52,7 @@ def dig(obj: Mapping[str, Any] | None, *path: str) -> Any:
     return value
 
 
-def revision_of(deployment: Obj | None) -> str | None:
+def deployment_revision(deployment: Obj | None) -> str | None:
     revision = dig(deployment, "metadata", "labels", names.LABEL_REVISION)
     return None if revision is None else str(revision)
 
@@ -82,7 +82,7 @@ def color_role(app: Obj, color: Color, deployment: Obj | None) -> str:
         return "active"
     if color == status.get("previewColor"):
         return "preview"
-    revision = revision_of(deployment)
+    revision = deployment_revision(deployment)
     if revision is not None and revision != status.get("activeRevision"):
         return "previous"
     return "idle"
@@ -130,7 +130,7 @@ def rollback_target(app: Obj, deployments: Deployments) -> RollbackTarget:
     other = names.other_color(active)
     other_name = names.deployment_name(name, other)
     deployment = deployments.get(other)
-    if deployment is None or revision_of(deployment) != previous:
+    if deployment is None or deployment_revision(deployment) != previous:
         raise unknown(f"Deployment {other_name} no longer holds revision {previous}")
     raw = dig(deployment, "metadata", "annotations", names.ANNOTATION_POD_TEMPLATE)
     where = f"annotation {names.ANNOTATION_POD_TEMPLATE} of Deployment {other_name}"
@@ -314,7 +314,7 @@ def colors_rows(app: Obj, deployments: Deployments) -> list[list[str]]:
             [
                 color,
                 role,
-                revision_of(deployment) or NONE,
+                deployment_revision(deployment) or NONE,
                 ready_of(deployment),
                 images_of(deployment),
             ]
@@ -364,8 +364,8 @@ def next_step(app: Obj) -> str | None:
     if dig(app, "status", "phase") == "Paused" and not dig(app, "spec", "promote"):
         return f"kubectl bluegreen promote {name}   (or set promote: true in Git)"
     failed = {c.get("reason") for c in dig(app, "status", "conditions") or []} & {
-        "CheckFailed",
-        "RolledBack",
+        reasons.CHECK_FAILED,
+        reasons.ROLLED_BACK,
     }
     if dig(app, "status", "phase") == "Degraded" and failed:
         retry = int(dig(app, "spec", "retryChecks") or 0) + 1

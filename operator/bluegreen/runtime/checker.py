@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bluegreen.core import gates
-from bluegreen.core.gates import Answer, Probe, RunKey, Tally
+from bluegreen.core.gates import Probe, RunKey, Tally, Verdict
+from bluegreen.core.objects import Key
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (namespace, name) of the app
 # What one probe reads of a body at most: a check looks for a substring, not a download.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -43,13 +43,13 @@ def address(probe: Probe, via_node_port: str | None) -> tuple[str, int]:
     return via_node_port, probe.node_port
 
 
-def send(probe: Probe, via_node_port: str | None) -> Answer:
+def send(probe: Probe, via_node_port: str | None) -> Verdict:
     """One request of a check, bounded by its timeout; any failure is an answer too."""
     timeout = probe.http.timeoutSeconds
     try:
         host, port = address(probe, via_node_port)
     except LookupError as err:
-        return Answer(False, str(err))
+        return Verdict(False, str(err))
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", probe.http.path, headers={"User-Agent": "bluegreen-operator-check"})
@@ -57,9 +57,9 @@ def send(probe: Probe, via_node_port: str | None) -> Answer:
         body = response.read(MAX_BODY_BYTES).decode(errors="replace")
         return gates.judge_response(probe.http, response.status, body)
     except TimeoutError:
-        return Answer(False, f"no answer within {timeout}s from {host}:{port}")
+        return Verdict(False, f"no answer within {timeout}s from {host}:{port}")
     except (OSError, http.client.HTTPException) as err:
-        return Answer(False, f"no answer from {host}:{port}: {type(err).__name__}: {err}")
+        return Verdict(False, f"no answer from {host}:{port}: {type(err).__name__}: {err}")
     finally:
         conn.close()
 
@@ -79,7 +79,7 @@ class Checker:
         self,
         via_node_port: str | None = None,
         on_change: Callable[[Key], None] = lambda key: None,
-        send: Callable[[Probe, str | None], Answer] = send,
+        send: Callable[[Probe, str | None], Verdict] = send,
     ) -> None:
         self._via = via_node_port
         self._on_change = on_change
@@ -137,7 +137,7 @@ class Checker:
                 if run.stop.is_set():
                     return
                 before = run.tally
-                run.tally = gates.record(before, answer, probe.http, probe.key.stage)
+                run.tally = gates.fold(before, answer, probe.http, probe.key.stage)
                 after = run.tally
             if _shows_differently(before, after, probe.key.stage):
                 self._on_change(run.app)

@@ -22,12 +22,13 @@ import urllib3
 
 from bluegreen.api.models import GROUP, KIND, PLURAL, VERSION
 from bluegreen.core import names
+from bluegreen.core.objects import Key
 from bluegreen.kube.client import Kube, plural_of
 from bluegreen.kube.errors import Outage
 from bluegreen.runtime import endpoints, reconciler
 from bluegreen.runtime.checker import Checker
 from bluegreen.runtime.informer import Informer, wait_synced
-from bluegreen.runtime.queue import Key, ReconcileQueue
+from bluegreen.runtime.queue import ReconcileQueue
 from bluegreen.runtime.store import CHILD_KINDS, Store
 
 log = logging.getLogger(__name__)

@@ -21,15 +21,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from bluegreen.core.objects import Obj
 from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import ApiError, Forbidden, Unauthorized
 from bluegreen.runtime.store import Store, resource_version
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 OnEvent = Callable[[str, str, Obj], None]  # kind, event type, object
 
 RETRY_DELAYS = (0.5, 1.0, 2.0)

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bluegreen.core.clock import utcnow
+from bluegreen.core.objects import Obj
 from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import ApiError, Conflict
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,13 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from bluegreen.api.models import BlueGreenAppStatus, Phase
-from bluegreen.core.planner import Action, App, Plan
+from bluegreen.core import reasons
+from bluegreen.core.objects import Key
+from bluegreen.core.planner import App, Plan
 from bluegreen.kube import client
 from bluegreen.kube.errors import ApiError, NotLeading, Outage
+from bluegreen.runtime import queue as reconcile_queue
 
-Key = tuple[str, str]  # (namespace, name)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -43,10 +45,7 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 PHASES: tuple[Phase, ...] = ("Healthy", "Progressing", "Paused", "Degraded")
 # Degraded reasons that mean the pass itself failed (a write or read was refused, the spec
 # cannot be served). ChildConflict and RolloutFailed are the app's state, not the pass's.
-REPORTED_ERRORS = frozenset({"InvalidSpec", "Forbidden", "ChildRejected"})
-# Plan reasons that say the new revision is rolled out at the size prod needs while
-# promote is true: the switch is due as soon as the preview's endpoints list every pod.
-SWITCH_DUE = frozenset({"WaitingForEndpoints", "Switched"})
+REPORTED_ERRORS = frozenset({reasons.INVALID_SPEC, reasons.FORBIDDEN, reasons.CHILD_REJECTED})
 
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -201,7 +200,7 @@ class Metrics:
         plan that finds it due."""
         now = self._clock()
         revision = plan.status.preview_revision
-        if plan.switches:
+        if plan.switch.planned:
             revision = plan.status.active_revision
         with self._lock:
             if revision is None:
@@ -210,13 +209,11 @@ class Metrics:
             release = self._releases.get(key)
             if release is None or release.revision != revision:
                 release = self._releases[key] = _Release(revision, now)
-            if plan.status.reason in SWITCH_DUE and release.due_at is None:
+            if plan.switch.due and release.due_at is None:
                 release.due_at = now
 
-    def written(self, key: Key, action: Action) -> None:
-        """A write the API server acknowledged; a switch stops the clocks."""
-        if action.reason != "Switched":
-            return
+    def switched(self, key: Key) -> None:
+        """The switch write, acknowledged by the API server: it stops the clocks."""
         now = self._clock()
         self.switches.inc()
         with self._lock:
@@ -264,8 +261,19 @@ def _count_answer(verb: str, code: str, seconds: float) -> None:
     _current.api_answered(verb, code, seconds)
 
 
-# Every request of every client is counted, whichever Metrics is current then.
+def _forget_key(key: Key) -> None:
+    _current.app_gone(key)
+
+
+def track_queue(queue: QueueDepth) -> None:
+    _current.track_queue(queue)
+
+
+# Every request of every client is counted, every queue's depth tracked and every app a
+# queue forgets dropped, whichever Metrics is current then.
 client.on_answer(_count_answer)
+reconcile_queue.on_new_queue(track_queue)
+reconcile_queue.on_forget(_forget_key)
 
 
 def use(metrics: Metrics) -> Metrics:
@@ -300,8 +308,8 @@ def observe_plan(app: App, plan: Plan) -> None:
     _current.planned((app.owner.namespace, app.owner.name), plan)
 
 
-def observe_write(namespace: str, name: str, action: Action) -> None:
-    _current.written((namespace, name), action)
+def observe_switch(namespace: str, name: str) -> None:
+    _current.switched((namespace, name))
 
 
 def observe_status(body: dict[str, Any], new: BlueGreenAppStatus) -> None:
@@ -314,7 +322,3 @@ def observe_status(body: dict[str, Any], new: BlueGreenAppStatus) -> None:
 
 def forget_app(namespace: str, name: str) -> None:
     _current.app_gone((namespace, name))
-
-
-def track_queue(queue: QueueDepth) -> None:
-    _current.track_queue(queue)

@@ -23,11 +23,26 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bluegreen.runtime import metrics
+from bluegreen.core.objects import Key
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # (namespace, name)
+
+# What the process plugs in (metrics: runtime.metrics registers both): told of every new
+# queue, and of every app a queue forgets. The queue itself knows nothing of metrics.
+_new_queue_hooks: list[Callable[[ReconcileQueue], None]] = []
+_forget_hooks: list[Callable[[Key], None]] = []
+
+
+def on_new_queue(hook: Callable[[ReconcileQueue], None]) -> None:
+    """Call ``hook`` with every queue made from now on."""
+    _new_queue_hooks.append(hook)
+
+
+def on_forget(hook: Callable[[Key], None]) -> None:
+    """Call ``hook`` with every app a queue forgets from now on (the app is gone)."""
+    _forget_hooks.append(hook)
+
 
 # Retry delays after an unexpected error (a bug, a refused request): short first, then capped.
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -153,7 +168,8 @@ class ReconcileQueue:
         self._failures: dict[Key, int] = {}
         self._outage = _Outage(parked={})
         self._draining = False
-        metrics.track_queue(self)
+        for hook in _new_queue_hooks:
+            hook(self)
 
     # ---------------------------------------------------------------- what callers do
 
@@ -187,7 +203,8 @@ class ReconcileQueue:
         self._waiting.discard(key)
         self._dirty.pop(key, None)
         self._outage.parked.pop(key, None)
-        metrics.forget_app(*key)
+        for hook in _forget_hooks:
+            hook(key)
 
     def api_alive(self) -> None:
         """Something came back from the API server (a watch event): retry parked apps now."""

@@ -13,14 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 import pydantic
 
 from bluegreen.api.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
-from bluegreen.core import gates, names, planner, status
+from bluegreen.core import gates, names, planner, reasons, status
 from bluegreen.core.clock import utcnow
 from bluegreen.core.desired import Owner
+from bluegreen.core.objects import Obj
 from bluegreen.core.planner import Action, App, Observed, Plan
 from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
@@ -30,7 +30,6 @@ from bluegreen.runtime.store import CHILD_KINDS, Store
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Clock = Callable[[], datetime]
 
 # After a write lost a race (409: the object appeared, or changed since it was planned from),
@@ -86,16 +85,16 @@ def reconcile(
     try:
         app = parse_app(body, previous)
     except InvalidSpec as err:
-        return stop("InvalidSpec", str(err))
+        return stop(reasons.INVALID_SPEC, str(err))
     # Missing RBAC for a read (a watch refused, or a read afresh): tell the user where they
     # look, and look again later.
     refusal = refused_read(store, app)
     if refusal is not None:
-        return stop("Forbidden", unreadable(refusal), RETRY_AFTER_FORBIDDEN)
+        return stop(reasons.FORBIDDEN, unreadable(refusal), RETRY_AFTER_FORBIDDEN)
     try:
         refresh_pinned(kube, store, app)
     except Forbidden as err:
-        return stop("Forbidden", unreadable(err.message), RETRY_AFTER_FORBIDDEN)
+        return stop(reasons.FORBIDDEN, unreadable(err.message), RETRY_AFTER_FORBIDDEN)
     observed = children_from_store(store, app)
     observed = with_checks(store, app, observed, checker)
     try:
@@ -105,7 +104,7 @@ def reconcile(
         # (the test suite fuzzes the planner so that this stays unreachable).
         log.exception("%s/%s: planning failed", namespace, name)
         message = f"the operator cannot plan this spec: {type(err).__name__}: {err}"
-        return stop("InvalidSpec", message[:1024], RETRY_AFTER_PLAN_FAILURE)
+        return stop(reasons.INVALID_SPEC, message[:1024], RETRY_AFTER_PLAN_FAILURE)
     if any(a.verb == "create" for a in the_plan.actions) and not _still_there(kube, body):
         store.forget(KIND, namespace, name)
         return Outcome()  # the store outlived the app: creating children for it would leak
@@ -246,11 +245,13 @@ def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
             outcome.failures.append(failure)
             continue
         outcome.done.append(action)
-        metrics.observe_write(ns, app_body["metadata"]["name"], action)
+        if action == the_plan.switch.action:
+            metrics.observe_switch(ns, app_body["metadata"]["name"])
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
         kube.post_event(app_body, "Normal", action.reason, action.why)
-    if the_plan.switch_warning and the_plan.switch in outcome.done:
-        kube.post_event(app_body, "Warning", "ShortScaleDownDelay", the_plan.switch_warning)
+    switch = the_plan.switch
+    if switch.warning and switch.is_written(outcome.done):
+        kube.post_event(app_body, "Warning", reasons.SHORT_SCALE_DOWN_DELAY, switch.warning)
     return outcome
 
 

@@ -25,13 +25,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from bluegreen.api.models import KIND
 from bluegreen.core import names
-
-Obj = dict[str, Any]
-Key = tuple[str, str]  # (namespace, name)
+from bluegreen.core.objects import Key, Obj
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # The children the operator watches (label-selected by its managed-by label), and the app.
