@@ -117,9 +117,9 @@ def test_judge_response(http: HttpCheck, code: int, body: str, ok: bool) -> None
 
 
 def test_a_check_has_exactly_one_kind() -> None:
-    with pytest.raises(pydantic.ValidationError, match="exactly one of http and job"):
+    with pytest.raises(pydantic.ValidationError, match="exactly one of http, job and prometheus"):
         spec(checks=[{"name": "x"}])
-    with pytest.raises(pydantic.ValidationError, match="exactly one of http and job"):
+    with pytest.raises(pydantic.ValidationError, match="exactly one of http, job and prometheus"):
         spec(checks=[{"name": "x", "http": {}, "job": DB["job"]}])
 
 

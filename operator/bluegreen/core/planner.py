@@ -583,11 +583,11 @@ def _steady(
     deployments = {active: desired.deployment(app.owner, active, live, rev, spec.replicas)}
     window_end = _rollback_window_end(app, idle_dep, record)
     keeps_previous = window_end is not None and now < window_end
-    # While the previous color still runs, the HTTP checks verify prod; a failure switches
-    # back to it. (Never onto a revision that was itself switched back.)
+    # While the previous color still runs, the HTTP and Prometheus checks verify prod; a
+    # failure switches back to it. (Never onto a revision that was itself switched back.)
     verifying = (
         keeps_previous
-        and bool(gates.http_checks(spec))
+        and bool(gates.probed_checks(spec))
         and "prod" in ours.services
         and _mark_of(record) is None
     )
