@@ -284,3 +284,10 @@ def test_no_service_no_query() -> None:
     s = spec(T2, checks=[ERRORS])
     gate = gates.evaluate(s, "preview", R2, started=True, tallies={}, jobs={}, recorded=None)
     assert gates.probes(s, gate, "shop", "demo-preview", None) == ()
+
+
+def test_a_check_is_a_prometheus_check_alone() -> None:
+    prom = ERRORS["prometheus"]
+    assert spec(T2, checks=[ERRORS]).checks[0].prometheus is not None
+    with pytest.raises(pydantic.ValidationError, match="exactly one of http, job and prometheus"):
+        spec(T2, checks=[{"name": "x", "http": {}, "prometheus": prom}])
