@@ -41,9 +41,10 @@ cluster-down: ## stop the local control plane and remove its state
 	hack/cluster.sh down
 
 .PHONY: node-binaries
-node-binaries: ## build (or reuse) the real node's binaries and images, where this host can run one
+node-binaries: ## build (or reuse) the real node's binaries and images (and Prometheus), where this host can run one
 	@if why=$$(hack/real-node.sh check-host); then \
-	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh; \
+	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh && \
+	  hack/build-go-tool.sh prometheus >/dev/null; \
 	else echo "no real node on this host ($$why): its tests will skip"; fi
 
 .PHONY: helm

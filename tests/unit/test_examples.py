@@ -147,3 +147,17 @@ def test_the_gated_manifest_adds_only_checks_to_the_promoted_one() -> None:
         job.job is not None
         and "$(PREVIEW_URL)/" in job.job.template["spec"]["containers"][0]["args"]
     )
+
+
+def test_the_metrics_manifest_adds_only_prometheus_checks_to_the_promoted_one() -> None:
+    metrics, promoted = load("bluegreenapp-v2-metrics.yaml"), load("bluegreenapp-v2-promoted.yaml")
+    assert differences(metrics, promoted) == {"spec.checks"}
+    spec = BlueGreenAppSpec.model_validate(metrics["spec"])
+    errors, latency = spec.checks
+    assert errors.prometheus is not None and latency.prometheus is not None
+    for check in (errors.prometheus, latency.prometheus):
+        for placeholder in ("{{namespace}}", "{{app}}", "{{color}}", "{{revision}}"):
+            assert placeholder in check.query
+        assert check.noData == "Wait"  # a new pod's first scrapes have no rate yet
+    assert 'code=~"5.."' in errors.prometheus.query and "or vector(0)" in errors.prometheus.query
+    assert "histogram_quantile(0.99" in latency.prometheus.query

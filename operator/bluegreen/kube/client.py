@@ -7,6 +7,7 @@ Every function is one request plus normalisation.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -44,6 +45,7 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "Event": ("/api/v1", "events"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "Secret": ("/api/v1", "secrets"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 
@@ -225,6 +227,16 @@ class Kube:
             return self._request("GET", self.path(kind, namespace, name))
         except NotFound:
             return None
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded (a Prometheus check's credentials), or None when it
+        does not exist. Read only for a check that names it, when the check queries: a
+        rotated Secret is used at once, and nothing of it is kept."""
+        secret = self.get("Secret", namespace, name)
+        if secret is None:
+            return None
+        raw = secret.get("data") or {}
+        return {k: base64.b64decode(v).decode(errors="replace") for k, v in raw.items()}
 
     def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
         """The whole list answer (its resourceVersion too), in one namespace or ("") all."""

@@ -90,7 +90,9 @@ class Runtime:
         self.queue = ReconcileQueue(
             self._reconcile, concurrency=CONCURRENCY, is_outage=is_api_outage
         )
-        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
+        self.checker = Checker(
+            checks_via_node_port, on_change=self._check_changed, read_secret=self._secret
+        )
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
         self.settled: set[Key] = set()  # Healthy at their latest generation, when last seen
@@ -114,6 +116,10 @@ class Runtime:
 
     def _reconcile(self, key: Key) -> float | None:
         return reconciler.reconcile(self.kube, self.store, *key, checker=self.checker).requeue_after
+
+    def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Prometheus check's Secret, for the runner (on its thread)."""
+        return self.kube.secret_data(namespace, name)
 
     def _check_changed(self, key: Key) -> None:
         """A check's result changed (on a runner thread): wake the app on the loop."""
