@@ -31,12 +31,12 @@ from bluegreen.api.models import (
     Color,
     Phase,
 )
-from bluegreen.core import desired, gates, names
+from bluegreen.core import desired, gates, names, routes
 from bluegreen.core.clock import format_time, parse_time
 from bluegreen.core.desired import Obj, Owner
 from bluegreen.core.revision import revision_of
 
-Kind = Literal["Deployment", "Service", "Ingress", "Job"]
+Kind = Literal["Deployment", "Service", "Ingress", "HTTPRoute", "Job"]
 
 # A safety net only: the EndpointSlice event that drops the old pods wakes the app first.
 RECHECK_PROD_ENDPOINTS = 5.0
@@ -74,6 +74,8 @@ class Observed:
     # The check runner's tallies of the HTTP check runs, and the app's check Jobs.
     check_tallies: Mapping[gates.RunKey, gates.Tally] = field(default_factory=dict)
     jobs: Sequence[Obj] = ()
+    routes: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)  # HTTPRoutes
+    gateway_api: bool = True  # whether the cluster serves HTTPRoutes (their CRD is there)
 
 
 @dataclass(frozen=True)
@@ -362,6 +364,7 @@ class _Children:
     deployments: Mapping[Color, Obj]
     services: Mapping[names.ServiceRole, Obj]
     ingresses: Mapping[names.ServiceRole, Obj]
+    routes: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)
 
 
 def _conflicts(app: App, observed: Observed) -> list[tuple[Kind, str]]:
@@ -370,6 +373,7 @@ def _conflicts(app: App, observed: Observed) -> list[tuple[Kind, str]]:
         ("Deployment", observed.deployments),
         ("Service", observed.services),
         ("Ingress", observed.ingresses),
+        ("HTTPRoute", observed.routes),
     ]
     for kind, objs in groups:
         for obj in objs.values():
@@ -382,7 +386,12 @@ def _ours(app: App, observed: Observed) -> _Children:
     def keep(objs: Mapping[Any, Obj]) -> dict[Any, Obj]:
         return {k: v for k, v in objs.items() if is_owned_by(v, app.owner)}
 
-    return _Children(keep(observed.deployments), keep(observed.services), keep(observed.ingresses))
+    return _Children(
+        keep(observed.deployments),
+        keep(observed.services),
+        keep(observed.ingresses),
+        keep(observed.routes),
+    )
 
 
 @dataclass(frozen=True)
@@ -409,16 +418,25 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
     ours = _ours(app, observed)
     decision = _decide(app, ours, observed, now)
     wanted = _desired_children(app, decision)
+    if not observed.gateway_api:
+        wanted = [w for w in wanted if w["kind"] != "HTTPRoute"]  # nowhere to write them
     blocked = set(conflicts)
     switching = names.service_name(app.owner.name, "prod") if decision.switched else None
     actions = [a for a in _actions(wanted, ours, switching) if (a.kind, a.name) not in blocked]
     actions += _stale_ingresses(app, ours)
+    actions += _stale_routes(app, ours)
     actions += _job_actions(app, observed, decision)
+    verdict = routes.verdict(
+        _wanted_routes(app, ours),
+        wanted=app.spec.gateway is not None,
+        gateway_api=observed.gateway_api,
+    )
+    unswitched = decision.status_unswitched
     return Plan(
         tuple(actions),
-        decision.status,
+        _with_routes(decision.status, verdict),
         decision.requeue_after,
-        decision.status_unswitched,
+        None if unswitched is None else _with_routes(unswitched, verdict),
         conflicts=tuple(f"{kind} {name}" for kind, name in conflicts),
         switch_warning=_short_delay_warning(app) if decision.switched else None,
         probes=decision.probes,
@@ -1040,6 +1058,7 @@ def _desired_children(app: App, decision: _Decision) -> list[Obj]:
     )
     if spec.ingress is not None:
         children += [desired.ingress(app.owner, role, spec) for role in names.SERVICE_ROLES]
+    children += desired.http_routes(app.owner, spec)
     return children
 
 
@@ -1048,7 +1067,7 @@ def _actions(wanted: list[Obj], ours: _Children, switching: str | None) -> list[
     Service when this plan moves prod traffic (its write is the switch)."""
     live_by_name = {
         (obj["kind"], obj["metadata"]["name"]): obj
-        for group in (ours.deployments, ours.services, ours.ingresses)
+        for group in (ours.deployments, ours.services, ours.ingresses, ours.routes)
         for obj in group.values()
     }
     actions = []
@@ -1099,3 +1118,49 @@ def _stale_ingresses(app: App, ours: _Children) -> list[Action]:
         )
         for obj in ours.ingresses.values()
     ]
+
+
+def _wanted_routes(app: App, ours: _Children) -> list[Obj]:
+    """The live routes the spec still asks for (a route about to go has no say)."""
+    return [obj for role, obj in ours.routes.items() if role in desired.route_roles(app.spec)]
+
+
+def _stale_routes(app: App, ours: _Children) -> list[Action]:
+    """Delete the routes the spec no longer asks for (``spec.gateway`` removed, or the
+    preview hostnames emptied)."""
+    wanted = desired.route_roles(app.spec)
+    return [
+        Action(
+            "delete",
+            "HTTPRoute",
+            obj["metadata"]["name"],
+            None,
+            "Deleted",
+            f"delete HTTPRoute {obj['metadata']['name']}: "
+            + ("spec.gateway was removed" if app.spec.gateway is None else "no previewHostnames"),
+        )
+        for role, obj in ours.routes.items()
+        if role not in wanted
+    ]
+
+
+def _with_routes(summary: Status, verdict: routes.Verdict) -> Status:
+    """The status, corrected by what the gateways say of the routes: a refused route is
+    Degraded with the gateway's answer; one not answered yet keeps a Healthy app
+    Progressing (its hostnames may not route yet)."""
+    if verdict.missing_api:
+        return replace(
+            summary, phase="Degraded", reason="GatewayAPIMissing", message=routes.API_MISSING
+        )
+    if verdict.refused:
+        return replace(
+            summary, phase="Degraded", reason="RouteRefused", message="; ".join(verdict.refused)
+        )
+    if verdict.pending and summary.phase == "Healthy":
+        return replace(
+            summary,
+            phase="Progressing",
+            reason="RoutePending",
+            message="waiting for the gateway to accept " + "; ".join(verdict.pending),
+        )
+    return summary

@@ -35,7 +35,15 @@ Key = tuple[str, str]  # (namespace, name)
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # The children the operator watches (label-selected by its managed-by label), and the app.
-CHILD_KINDS = ("Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet", "Job")
+CHILD_KINDS = (
+    "Deployment",
+    "Service",
+    "Ingress",
+    "HTTPRoute",
+    "EndpointSlice",
+    "ReplicaSet",
+    "Job",
+)
 KINDS = (KIND, *CHILD_KINDS)
 # How long the resourceVersion of an object the operator deleted is remembered, so that a
 # watch event from before the delete, arriving late, does not bring the object back.
@@ -118,6 +126,8 @@ class Store:
         self._jobs: dict[Key, set[str]] = {}
         # Kinds the operator may not list or watch, by namespace ("" for all): the reason.
         self._refused: dict[tuple[str, str], str] = {}
+        # Kinds the API server does not serve (404 on the listing: no CRD).
+        self._unserved: set[str] = set()
 
     # ---------------------------------------------------------------- reads
 
@@ -152,6 +162,11 @@ class Store:
         """Why the operator cannot see this kind in this namespace, if it cannot."""
         with self._lock:
             return self._refused.get((kind, namespace)) or self._refused.get((kind, ""))
+
+    def is_served(self, kind: str) -> bool:
+        """False when the API server said it has no such resource (its CRD is missing)."""
+        with self._lock:
+            return kind not in self._unserved
 
     # ---------------------------------------------------------------- writes
 
@@ -226,6 +241,14 @@ class Store:
                 self._refused.pop((kind, namespace), None)
             else:
                 self._refused[kind, namespace] = reason
+
+    def served(self, kind: str, served: bool) -> None:
+        """Record whether the API server serves this kind at all."""
+        with self._lock:
+            if served:
+                self._unserved.discard(kind)
+            else:
+                self._unserved.add(kind)
 
     # ---------------------------------------------------------------- internals
 
