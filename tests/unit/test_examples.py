@@ -147,3 +147,20 @@ def test_the_gated_manifest_adds_only_checks_to_the_promoted_one() -> None:
         job.job is not None
         and "$(PREVIEW_URL)/" in job.job.template["spec"]["containers"][0]["args"]
     )
+
+
+def test_the_gateway_manifest_swaps_the_ingress_for_routes_and_nothing_else() -> None:
+    routed, plain = load("bluegreenapp-v2-gateway.yaml"), load("bluegreenapp-v2.yaml")
+    changed = differences(routed, plain)
+    assert changed and all(p.startswith(("spec.ingress", "spec.gateway")) for p in changed), changed
+    spec = BlueGreenAppSpec.model_validate(routed["spec"])
+    assert spec.ingress is None and spec.gateway is not None
+    assert (spec.gateway.hostnames, spec.gateway.previewHostnames) == (
+        ["hello.example.com"],
+        ["hello-preview.example.com"],
+    )
+    assert spec.gateway.previewHeader is not None
+    assert (spec.gateway.previewHeader.name, spec.gateway.previewHeader.value) == (
+        "X-Preview",
+        "true",
+    )
