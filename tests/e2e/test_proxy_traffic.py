@@ -204,24 +204,47 @@ def test_both_hosts_through_ingress_and_routes_header_preview_and_the_switch_und
     )
 
 
+def degraded_by_route(driver: Driver, namespace: str) -> Obj:
+    app = driver.wait_app(namespace, "web", timeout=30, phase="Degraded")
+    degraded = next(c for c in app["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "RouteRefused", degraded
+    return degraded
+
+
 def test_a_route_the_gateway_refuses_is_degraded_and_fixing_it_heals_it(
     real_node: None, edge: Edge, operator: OperatorProcess, driver: Driver, namespace: str
 ) -> None:
     deploy(driver, edge, namespace)
-    missing = {"name": "no-such-gateway", "namespace": edge.gateway_namespace}
 
+    # A parent Gateway that does not exist (beside the one that does). Traefik v3.6 writes
+    # Accepted for it too: the operator, which watches the Gateways, says what it is.
+    missing = {"name": "no-such-gateway"}  # in the app's namespace, which the operator watches
     driver.patch_spec(namespace, "web", {"gateway": gateway(edge, namespace, missing)})
 
-    app = driver.wait_app(namespace, "web", timeout=30, phase="Degraded")
-    degraded = next(c for c in app["status"]["conditions"] if c["type"] == "Degraded")
-    assert degraded["reason"] == "RouteRefused", degraded
-    # the gateway's own answer, naming the parent it cannot find
-    assert "no-such-gateway" in degraded["message"], degraded
-    assert "NoMatchingParent" in degraded["message"], degraded
-    assert "traefik.io/gateway-controller" in degraded["message"], degraded
+    degraded = degraded_by_route(driver, namespace)
+    assert f"Gateway {namespace}/no-such-gateway, which does not exist" in degraded["message"]
     assert driver.events(namespace, "web", reason="RouteRefused"), "no Warning Event"
-    # the parent that exists still routes: prod keeps answering
-    assert edge.answer(hosts(namespace)["route"]) == "v1"
+    assert edge.answer(hosts(namespace)["route"]) == "v1"  # the Gateway that exists still routes
+
+    driver.patch_spec(namespace, "web", {"gateway": gateway(edge, namespace)})
+    driver.wait_app(namespace, "web", timeout=30, phase="Healthy")
+
+    # A listener the Gateway does not have: the gateway itself refuses, in its own words.
+    no_listener = {**edge.parent_ref(), "sectionName": "no-such-listener"}
+    patch = {**gateway(edge, namespace), "parentRefs": [no_listener]}
+    driver.patch_spec(namespace, "web", {"gateway": patch})
+
+    degraded = degraded_by_route(driver, namespace)
+    assert (
+        "(traefik.io/gateway-controller): Accepted is False, NoMatchingParent"
+        in (degraded["message"])
+    ), degraded
+    assert "listener no-such-listener" in degraded["message"], degraded
+    wait_for(
+        lambda: edge.answer(hosts(namespace)["route"]) is None,
+        timeout=30,
+        what="the refused route to stop answering",
+    )
 
     driver.patch_spec(namespace, "web", {"gateway": gateway(edge, namespace)})
 

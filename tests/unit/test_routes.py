@@ -357,3 +357,31 @@ def test_the_spec_round_trips_through_the_model() -> None:
         "X-Preview",
         "true",
     )
+
+
+def test_a_parent_gateway_known_not_to_exist_is_a_refusal_whatever_the_gateway_wrote() -> None:
+    """Traefik v3.6 marks a route Accepted for a Gateway that does not exist when the
+    route also names one that does: the operator's own view of the Gateways decides."""
+    two = {**GATEWAY, "parentRefs": [{"name": "edge", "namespace": "infra"}, {"name": "gone"}]}
+    obj = answered(route("prod", two), ACCEPTED, RESOLVED)
+    ghost = copy.deepcopy(obj["status"]["parents"][0])
+    ghost["parentRef"] = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gone"}
+    obj["status"]["parents"].append(ghost)
+
+    found = routes.verdict([obj], wanted=True, missing_parents=frozenset({("shop", "gone")}))
+
+    assert found.refused == (
+        "HTTPRoute demo names Gateway shop/gone, which does not exist: no gateway serves it",
+    )
+
+
+def test_a_missing_parent_degrades_the_app_through_the_planner() -> None:
+    observed = replace(
+        with_routes(steady_blue(gateway=GATEWAY), prod=route("prod"), preview=route("preview")),
+        missing_parents=frozenset({("infra", "edge")}),
+    )
+
+    p = plan(app(gateway=GATEWAY), observed, NOW)
+
+    assert (p.status.phase, p.status.reason) == ("Degraded", "RouteRefused")
+    assert p.status.message.count("which does not exist") == 2  # both routes name it

@@ -76,6 +76,8 @@ class Observed:
     jobs: Sequence[Obj] = ()
     routes: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)  # HTTPRoutes
     gateway_api: bool = True  # whether the cluster serves HTTPRoutes (their CRD is there)
+    # Parent Gateways (namespace, name) the routes name that are known not to exist.
+    missing_parents: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -430,6 +432,7 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
         _wanted_routes(app, ours),
         wanted=app.spec.gateway is not None,
         gateway_api=observed.gateway_api,
+        missing_parents=observed.missing_parents,
     )
     unswitched = decision.status_unswitched
     return Plan(

@@ -42,9 +42,17 @@ API_MISSING = (
 )
 
 
-def verdict(routes: Iterable[Obj], *, wanted: bool, gateway_api: bool = True) -> Verdict:
+def verdict(
+    routes: Iterable[Obj],
+    *,
+    wanted: bool,
+    gateway_api: bool = True,
+    missing_parents: frozenset[tuple[str, str]] = frozenset(),
+) -> Verdict:
     """``wanted``: whether the spec asks for routes; ``gateway_api``: whether the cluster
-    serves HTTPRoutes at all."""
+    serves HTTPRoutes at all; ``missing_parents``: (namespace, name) of parent Gateways
+    known not to exist (whatever a gateway wrote of them: Traefik v3.6 was seen to report
+    a route Accepted by a Gateway that does not exist, beside one that does)."""
     if wanted and not gateway_api:
         return Verdict(missing_api=True)
     refused: list[str] = []
@@ -52,7 +60,7 @@ def verdict(routes: Iterable[Obj], *, wanted: bool, gateway_api: bool = True) ->
     for route in routes:
         for ref in (route.get("spec") or {}).get("parentRefs") or []:
             entry = parent_status(route, ref)
-            problem = refusal(route, ref, entry)
+            problem = absent(route, ref, missing_parents) or refusal(route, ref, entry)
             if problem is not None:
                 refused.append(problem)
             elif not has_answered(route, entry):
@@ -67,6 +75,16 @@ def parent_status(route: Obj, ref: Obj) -> Obj | None:
         if _parent_key(route, entry.get("parentRef") or {}) == want:
             return dict(entry)
     return None
+
+
+def absent(route: Obj, ref: Obj, missing: frozenset[tuple[str, str]]) -> str | None:
+    """A sentence when the parent is a Gateway known not to exist, or None."""
+    _, kind, namespace, name, _ = _parent_key(route, ref)
+    if kind != "Gateway" or (namespace, name) not in missing:
+        return None
+    return (
+        f"{_route(route)} names {_parent(route, ref)}, which does not exist: no gateway serves it"
+    )
 
 
 def refusal(route: Obj, ref: Obj, entry: Obj | None) -> str | None:

@@ -180,9 +180,24 @@ def children_from_store(store: Store, app: App) -> Observed:
         ingresses={k: v for k, v in ingresses.items() if v is not None},
         routes={k: v for k, v in routes.items() if v is not None},
         gateway_api=store.is_served("HTTPRoute"),
+        missing_parents=missing_parents(store, app),
         preview_endpoints=store.endpoints_of_service(ns, names.service_name(name, "preview")),
         prod_endpoints=store.endpoints_of_service(ns, names.service_name(name, "prod")),
         replicasets=store.replicasets_of(ns, name),
+    )
+
+
+def missing_parents(store: Store, app: App) -> frozenset[tuple[str, str]]:
+    """The parent Gateways (namespace, name) of ``spec.gateway`` known not to exist: a
+    namespace whose Gateways the operator has listed holds none of that name. A Gateway
+    the operator cannot see (another namespace, no rights) is never called missing."""
+    if app.spec.gateway is None:
+        return frozenset()
+    parents = {(p.namespace or app.owner.namespace, p.name) for p in app.spec.gateway.parentRefs}
+    return frozenset(
+        (ns, name)
+        for ns, name in parents
+        if store.has_listed("Gateway", ns) and store.get("Gateway", ns, name) is None
     )
 
 
