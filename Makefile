@@ -110,7 +110,7 @@ bench-ours: venv binaries ## this operator alone: switch latency, scale, idle wr
 	$(PY) bench/benchmark.py $(ARGS)
 
 .PHONY: bench-traffic
-bench-traffic: venv binaries node-binaries ## switches under real traffic on a real node: tables and charts
+bench-traffic: venv binaries node-binaries proxy ## switches under real traffic on a real node: tables and charts
 	$(PY) bench/traffic.py $(ARGS)
 
 .PHONY: run
