@@ -300,6 +300,10 @@ def paths_report(delay: int, outcome: Outcomes, charts: Path | None) -> None:
         lag = "-" if last is None or switched is None else f"{last - switched:+.2f} s"
         path, clients = label.split(", ")
         print(f"| {path} | {clients} | {len(run.results)} | {len(run.failures)} | {lag} |")
+    for label in PATHS:
+        for r in outcome.runs[label].failures[:10]:
+            at = r.sent - outcome.offsets[label] - (switched or 0.0)
+            print(f"  {label}: sent {at:+.2f} s after the switch: {r.error or f'HTTP {r.status}'}")
     if charts is not None:
         first = outcome.runs[PATHS[0]]
         path = charts / f"traffic-proxy-delay-{delay}.png"

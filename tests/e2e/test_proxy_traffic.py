@@ -34,8 +34,9 @@ pytestmark = pytest.mark.e2e
 RATE = 40
 PREVIEW_HEADER = {"X-Preview": "true"}
 # Keep-alive clients through the proxy follow the switch within this (switch write → last
-# old answer); measured 0.2-0.9 s on this machine: Traefik applies the EndpointSlice change
-# after its 200 ms throttle. Through kube-proxy they stay on the old pods until those end.
+# old answer); measured -0.01 and 0.30 s on this machine (2026-12-03; the poll sees the
+# switch up to ~0.3 s late): Traefik applies the EndpointSlice change after its 200 ms
+# throttle. Through kube-proxy they stayed on the old pods until those ended (29.3, 29.6 s).
 PROXY_FOLLOWS_WITHIN = 3.0
 
 
