@@ -737,6 +737,26 @@ def test_a_job_check_needs_the_right_to_create_jobs(installed: str, namespace: s
     assert allowed.returncode == 0, allowed.stderr
 
 
+def test_routes_need_the_right_to_create_and_update_httproutes(
+    installed: str, namespace: str
+) -> None:
+    """spec.gateway makes the operator write HTTPRoutes (claiming hostnames on a shared
+    Gateway): setting it needs those rights; the policy asks RBAC, so no Gateway API CRD
+    is needed for the refusal."""
+    grant(namespace, "dev", "apps", APP_EDITOR, "bluegreenapps.bluegreen.dev")
+    grant(namespace, "dev", "workloads", "create,update", "deployments.apps,services")
+    gateway = {"parentRefs": [{"name": "edge"}], "hostnames": ["web.example.com"]}
+
+    refused = apply_as("dev", namespace, APP, hello(gateway=gateway))
+    assert refused.returncode != 0
+    assert f"user dev may not create and update HTTPRoutes in namespace {namespace}" in (
+        refused.stderr
+    ), refused.stderr
+    grant(namespace, "dev", "routes", "create,update", "httproutes.gateway.networking.k8s.io")
+    allowed = apply_as("dev", namespace, APP, hello(gateway=gateway))
+    assert allowed.returncode == 0, allowed.stderr
+
+
 def test_a_restricted_namespace_refuses_a_privileged_template_and_the_app_says_so(
     installed: str, driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
