@@ -157,13 +157,22 @@ def switch_under_load(
 
 
 def rollback_under_load(
-    driver: Driver, namespace: str, name: str, port: int, rate: float, delay: int = 60
+    driver: Driver,
+    namespace: str,
+    name: str,
+    port: int,
+    rate: float,
+    delay: int = 60,
+    host_header: str | None = None,
 ) -> tuple[Outcome, float | None]:
     """v2 promoted under load, then the template reverted to v1 while v1's pods still run.
-    Returns the outcome of the switch to v2 and when prod selected v1's color again."""
+    Returns the outcome of the switch to v2 and when prod selected v1's color again.
+    ``host_header``: the load's Host (through a proxy on ``port`` that routes by it)."""
     old = _active_color(driver, namespace, name)
     new = "green" if old == "blue" else "blue"
-    load = LoadGenerator("127.0.0.1", port, rate=rate, max_seconds=60).start()
+    load = LoadGenerator(
+        "127.0.0.1", port, rate=rate, max_seconds=60, host_header=host_header
+    ).start()
     back: float | None = None
     try:
         time.sleep(2)
@@ -207,3 +216,63 @@ def unready_version_under_load(
         )
         time.sleep(seconds)
     return load.run
+
+
+@dataclass
+class Outcomes:
+    """Several loads through one switch; ``timeline`` on the axis of ``runs[first]``, and
+    ``offsets[label]``: what to add to a time on that axis to place it on ``runs[label]``'s."""
+
+    runs: dict[str, Run]
+    offsets: dict[str, float]
+    timeline: Timeline
+    old_color: str
+    new_color: str
+
+    def last_answer(self, label: str, version: str) -> float | None:
+        """When (on the timeline's axis) the last request answered by ``version`` on one
+        load was sent."""
+        sent = [r.sent for r in self.runs[label].results if r.ok and r.version == version]
+        return max(sent) - self.offsets[label] if sent else None
+
+
+def switch_under_loads(
+    driver: Driver,
+    namespace: str,
+    name: str,
+    loads: dict[str, LoadGenerator],
+    delay: int,
+    replicas: int = 3,
+    tail: float = 3.0,
+) -> Outcomes:
+    """Like :func:`switch_under_load`, with several load generators running at once (say
+    the same clients through a proxy and through kube-proxy), so one switch is seen from
+    every path."""
+    old = _active_color(driver, namespace, name)
+    new = "green" if old == "blue" else "blue"
+    started = {label: load.start() for label, load in loads.items()}
+    first = next(iter(started.values()))
+    try:
+        time.sleep(2)
+        driver.patch_spec(
+            namespace,
+            name,
+            {"template": template("v2"), "promote": True, "scaleDownDelaySeconds": delay},
+        )
+        tl = _watch(
+            driver,
+            namespace,
+            name,
+            first,
+            old,
+            new,
+            replicas,
+            done=lambda t: t.old_pods_gone is not None,
+            deadline=delay + 80,
+        )
+        time.sleep(tail)
+    finally:
+        runs = {label: load.stop() for label, load in started.items()}
+    base = first.run.started_wall
+    offsets = {label: base - run.started_wall for label, run in runs.items()}
+    return Outcomes(runs, offsets, tl, old, new)

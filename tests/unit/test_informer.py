@@ -138,3 +138,40 @@ def test_a_refused_kind_is_recorded_until_it_is_granted(monkeypatch: pytest.Monk
     assert seen[1] is not None and "forbidden" in seen[1]  # recorded while refused
     assert store.refused("Service", NS) is None  # cleared once granted
     assert store.get("Service", NS, "web") is not None
+
+
+def test_a_kind_the_cluster_does_not_serve_counts_as_listed_until_its_crd_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Gateway API is optional: without its CRDs the listing of HTTPRoutes is 404. The
+    watch is then synced and listed (readiness does not wait for it), the store says the
+    kind is not served, and once the CRDs are installed the next listing serves it."""
+    monkeypatch.setattr(informer, "RETRY_AFTER_REFUSAL", 0.01)
+    store = Store()
+    absent = ApiError(404, "Not Found", "the server could not find the requested resource")
+    seen: list[bool] = []
+    listed: list[int] = []
+
+    class Recording(ScriptedKube):
+        def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
+            seen.append(store.is_served("HTTPRoute"))
+            return super().list_raw(kind, namespace, label_selector)
+
+    kube = Recording([absent, absent, listing(10)], [[]])
+    watcher = Informer(
+        kube,
+        store,
+        "HTTPRoute",
+        NS,
+        "selector",
+        on_event=lambda *_: None,
+        on_listed=lambda: listed.append(1),
+    )
+    watcher.start()
+    assert watcher.synced.wait(10)
+    assert kube.done.wait(10)
+    watcher.stop()
+    assert seen == [True, False, False]  # not served while 404, asked again
+    assert store.is_served("HTTPRoute")  # served once it lists
+    assert store.refused("HTTPRoute", NS) is None  # absent is not forbidden
+    assert len(listed) == 2  # once for the 404 (readiness), once for the real listing

@@ -216,6 +216,83 @@ class IngressSpec(_Model):
     )
 
 
+# Gateway API (sigs.k8s.io/gateway-api): HTTPRoutes `<name>` and `<name>-preview`.
+# A hostname as HTTPRoute's `spec.hostnames` takes it: a DNS name, optionally `*.` first.
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+MAX_HOSTNAMES = 16
+MAX_PARENT_REFS = 8
+
+
+class GatewayParentRef(_Model):
+    """A Gateway the routes attach to, as an HTTPRoute's `spec.parentRefs[]` (kind Gateway)."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Gateway.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Namespace of the Gateway; default the app's. Another namespace's Gateway "
+        "must allow routes from this one (its listeners' `allowedRoutes`).",
+    )
+    sectionName: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Listener of the Gateway to attach to; default every listener.",
+    )
+
+
+class PreviewHeader(_Model):
+    """A request header that sends a request for a prod hostname to the preview."""
+
+    name: str = Field(
+        default="X-Preview",
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$",
+        description="Header name (matched case-insensitively by the gateway).",
+    )
+    value: str = Field(
+        default="true", min_length=1, max_length=4096, description="Exact value to match."
+    )
+
+
+class GatewaySpec(_Model):
+    """HTTPRoutes `<name>` (the prod hostnames to the prod Service) and `<name>-preview`
+    (the preview hostnames to the preview Service), attached to Gateway API Gateways."""
+
+    model_config = _validated_by(
+        "!has(self.previewHostnames) || self.previewHostnames.all(h, !(h in self.hostnames))",
+        "previewHostnames must differ from hostnames",
+    )
+
+    parentRefs: list[GatewayParentRef] = Field(
+        min_length=1,
+        max_length=MAX_PARENT_REFS,
+        description="Gateways both routes attach to.",
+    )
+    hostnames: list[Annotated[str, Field(max_length=253, pattern=HOSTNAME_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_HOSTNAMES, description="Hostnames routed to prod."
+    )
+    previewHostnames: list[Annotated[str, Field(max_length=253, pattern=HOSTNAME_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=MAX_HOSTNAMES,
+        description="Hostnames routed to the preview; none: no preview route.",
+    )
+    path: str = Field(default="/", pattern=r"^/", description="Path prefix routed to the app.")
+    previewHeader: PreviewHeader | None = Field(
+        default=None,
+        description="When set, a request for a prod hostname carrying this header goes to "
+        "the preview Service: the new version tested through the real hostname before the "
+        "switch (once it is promoted, preview and prod are the same color).",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_hostnames(self) -> GatewaySpec:
+        both = sorted(set(self.hostnames) & set(self.previewHostnames))
+        if both:
+            raise ValueError(f"previewHostnames must differ from hostnames: {', '.join(both)}")
+        return self
+
+
 CHECK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_CHECK_NAME_LENGTH = 40
 MAX_CHECKS = 16
@@ -420,6 +497,11 @@ class BlueGreenAppSpec(_Model):
     )
     ingress: IngressSpec | None = Field(
         default=None, description="Optional Ingresses for the prod and preview hosts."
+    )
+    gateway: GatewaySpec | None = Field(
+        default=None,
+        description="Optional Gateway API HTTPRoutes for the prod and preview hostnames "
+        "(needs the Gateway API CRDs in the cluster).",
     )
     checks: list[Check] = Field(
         default_factory=list,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 from bluegreen.core.objects import Obj
 from bluegreen.kube.client import Kube
-from bluegreen.kube.errors import ApiError, Forbidden, Unauthorized
+from bluegreen.kube.errors import ApiError, Forbidden, NotFound, Unauthorized
 from bluegreen.runtime.store import Store, resource_version
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,34 @@ class Informer:
                 self.synced.set()  # the apps report it; nothing to wait for
                 self._stop.wait(RETRY_AFTER_REFUSAL)
                 continue
+            except NotFound:
+                self._unserved()
+                self._stop.wait(RETRY_AFTER_REFUSAL)
+                continue
             except ApiError as err:
                 failures += 1
                 self._pause(failures, err)
             except Exception as err:  # the API server unreachable, a broken stream
                 failures += 1
                 self._pause(failures, err)
+
+    def _unserved(self) -> None:
+        """The listing was 404: the API server has no such resource (an optional kind whose
+        CRDs are not installed). Nothing to list, so the watch counts as synced and listed
+        (readiness does not wait for it); the apps that need it say so; it is tried again
+        every few seconds, so installing the CRDs later is noticed."""
+        if self.store.is_served(self.kind):
+            log.info(
+                "%s are not served by the API server (no CRD): looking again every %ss",
+                self._what,
+                RETRY_AFTER_REFUSAL,
+            )
+        self.store.served(self.kind, False)
+        self.store.refuse(self.kind, self.namespace, None)
+        first = not self.synced.is_set()
+        self.synced.set()
+        if first:
+            self.on_listed()
 
     def _pause(self, failures: int, err: Exception) -> None:
         delay = RETRY_DELAYS[min(failures - 1, len(RETRY_DELAYS) - 1)]
@@ -117,6 +139,7 @@ class Informer:
         listing = self.kube.list_raw(self.kind, self.namespace, self.label_selector)
         self.on_answer()
         self.store.refuse(self.kind, self.namespace, None)
+        self.store.served(self.kind, True)
         version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
         items = [{**item, "kind": self.kind} for item in listing.get("items") or []]
         listed_at = resource_version({"metadata": {"resourceVersion": version}})

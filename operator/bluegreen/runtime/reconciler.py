@@ -143,6 +143,7 @@ def children_of(app: str) -> list[tuple[str, str]]:
         *(("Deployment", names.deployment_name(app, c)) for c in names.COLORS),
         *(("Service", names.service_name(app, r)) for r in names.SERVICE_ROLES),
         *(("Ingress", names.ingress_name(app, r)) for r in names.SERVICE_ROLES),
+        *(("HTTPRoute", names.route_name(app, r)) for r in names.SERVICE_ROLES),
     ]
 
 
@@ -152,9 +153,9 @@ def unreadable(why: str) -> str:
 
 def refused_read(store: Store, app: App) -> str | None:
     """Why a kind the app's plan reads cannot be watched (RBAC), or None when all can."""
-    # The check Jobs matter only to an app with Job checks.
-    reads_jobs = bool(gates.job_checks(app.spec))
-    kinds = (kind for kind in CHILD_KINDS if kind != "Job" or reads_jobs)
+    # The check Jobs matter only to an app with Job checks, the routes to one with routes.
+    reads = {"Job": bool(gates.job_checks(app.spec)), "HTTPRoute": app.spec.gateway is not None}
+    kinds = (kind for kind in CHILD_KINDS if reads.get(kind, True))
     reasons = (store.refused(kind, app.owner.namespace) for kind in kinds)
     return next((reason for reason in reasons if reason is not None), None)
 
@@ -171,13 +172,31 @@ def children_from_store(store: Store, app: App) -> Observed:
     ingresses = {
         r: store.get("Ingress", ns, names.ingress_name(name, r)) for r in names.SERVICE_ROLES
     }
+    routes = {r: store.get("HTTPRoute", ns, names.route_name(name, r)) for r in names.SERVICE_ROLES}
     return Observed(
         deployments={k: v for k, v in deployments.items() if v is not None},
         services={k: v for k, v in services.items() if v is not None},
         ingresses={k: v for k, v in ingresses.items() if v is not None},
+        routes={k: v for k, v in routes.items() if v is not None},
+        gateway_api=store.is_served("HTTPRoute"),
+        missing_parents=missing_parents(store, app),
         preview_endpoints=store.endpoints_of_service(ns, names.service_name(name, "preview")),
         prod_endpoints=store.endpoints_of_service(ns, names.service_name(name, "prod")),
         replicasets=store.replicasets_of(ns, name),
+    )
+
+
+def missing_parents(store: Store, app: App) -> frozenset[tuple[str, str]]:
+    """The parent Gateways (namespace, name) of ``spec.gateway`` known not to exist: a
+    namespace whose Gateways the operator has listed holds none of that name. A Gateway
+    the operator cannot see (another namespace, no rights) is never called missing."""
+    if app.spec.gateway is None:
+        return frozenset()
+    parents = {(p.namespace or app.owner.namespace, p.name) for p in app.spec.gateway.parentRefs}
+    return frozenset(
+        (ns, name)
+        for ns, name in parents
+        if store.has_listed("Gateway", ns) and store.get("Gateway", ns, name) is None
     )
 
 
