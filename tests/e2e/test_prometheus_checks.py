@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_gates_on_real_node import degraded_reason, describe, other, wait_degraded
+from test_gates_on_real_node import degraded_reason, other, wait_degraded
 
 from bluegreen.core.revision import revision_of
 
@@ -29,7 +29,7 @@ from kubehelpers import wait_for
 from loadgen import LoadGenerator, Run
 from operator_process import OperatorProcess
 from realnode import REPO, template
-from traffic import deploy_v1
+from traffic import deploy_v1, describe
 
 Obj = dict[str, Any]
 

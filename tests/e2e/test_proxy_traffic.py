@@ -19,10 +19,10 @@ import pytest
 from driver import Driver
 from edge import Edge
 from kubehelpers import wait_for
-from loadgen import LoadGenerator, Run
+from loadgen import LoadGenerator
 from operator_process import OperatorProcess
 from realnode import answer, node_port, template, web
-from traffic import rollback_under_load, switch_under_loads
+from traffic import assert_rolled_back_instantly, describe, rollback_under_load, switch_under_loads
 
 Obj = dict[str, Any]
 
@@ -96,15 +96,6 @@ def deploy(driver: Driver, edge: Edge, namespace: str, **extra: Any) -> int:
     port = node_port(svc)
     wait_for(lambda: answer(port) == "v1", timeout=30, what="v1 on the NodePort")
     return port
-
-
-def describe(run: Run) -> str:
-    failures = run.failures
-    sample = ", ".join(f"{r.sent:.2f}s {r.status} {r.error}" for r in failures[:10])
-    return (
-        f"{len(run.results)} requests, {len(failures)} failed "
-        f"(first: {sample or '-'}), versions {dict(run.versions())}"
-    )
 
 
 def route_conditions(driver: Driver, namespace: str, name: str) -> list[Obj]:
@@ -291,19 +282,8 @@ def test_rollback_within_the_delay_through_the_proxy_is_instant_and_loses_no_req
     )
 
     run = outcome.run
-    print(describe(run), outcome.timeline, f"back at {back}")
-    assert outcome.timeline.switched is not None, outcome.timeline
     assert back is not None, "prod never selected the old color again"
-    app = driver.wait_app(namespace, "web", timeout=30, phase="Healthy")
-    assert app["status"]["activeColor"] == outcome.old_color
-    old_still = {
-        p["metadata"]["uid"]
-        for p in driver.pods(
-            namespace, f"bluegreen.dev/app=web,bluegreen.dev/color={outcome.old_color}"
-        )
-    }
-    assert old_still == old_pods, (old_pods, old_still)
-    assert not run.failures, describe(run)
+    assert_rolled_back_instantly(driver, namespace, outcome, back, old_pods)
     assert run.versions()["v2"] > 0, describe(run)
     # through the proxy the way back is as quick as the way there
     answered_after = {r.version for r in run.results if r.sent > back + PROXY_FOLLOWS_WITHIN}

@@ -40,6 +40,19 @@ class Outcome:
     new_color: str
 
 
+def describe(run: Run) -> str:
+    """A run in one line: requests, failures (the first ten, with their wall time), versions."""
+    failures = run.failures
+    sample = ", ".join(
+        f"{r.sent:.2f}s (wall {run.started_wall + r.sent:.3f}) {r.status} {r.error}"
+        for r in failures[:10]
+    )
+    return (
+        f"{len(run.results)} requests, {len(failures)} failed "
+        f"(first: {sample or '-'}), versions {dict(run.versions())}"
+    )
+
+
 def deploy_v1(driver: Driver, namespace: str, name: str, **extra: object) -> int:
     """Create the app at v1 on the real node; wait until 127.0.0.1:<nodePort> answers v1.
     Returns the node port."""
@@ -73,6 +86,36 @@ def _active_color(driver: Driver, namespace: str, name: str) -> str:
     color = driver.selector_color(namespace, name)
     assert color is not None, f"Service {name} selects no color"
     return color
+
+
+def _release_v2(
+    driver: Driver,
+    namespace: str,
+    name: str,
+    load: LoadGenerator,
+    colors: tuple[str, str],
+    replicas: int,
+    delay: int,
+) -> Timeline:
+    """After a baseline of v1 under load, v2 promoted; its timeline until the old pods are gone."""
+    time.sleep(2)  # a baseline of v1 before anything moves
+    driver.patch_spec(
+        namespace,
+        name,
+        {"template": template("v2"), "promote": True, "scaleDownDelaySeconds": delay},
+    )
+    old, new = colors
+    return _watch(
+        driver,
+        namespace,
+        name,
+        load,
+        old,
+        new,
+        replicas,
+        done=lambda t: t.old_pods_gone is not None,
+        deadline=delay + 80,
+    )
 
 
 def _watch(
@@ -133,23 +176,7 @@ def switch_under_load(
         "127.0.0.1", port, rate=rate, max_seconds=delay + 90, keepalive=keepalive
     ).start()
     try:
-        time.sleep(2)  # a baseline of v1 before anything moves
-        driver.patch_spec(
-            namespace,
-            name,
-            {"template": template("v2"), "promote": True, "scaleDownDelaySeconds": delay},
-        )
-        tl = _watch(
-            driver,
-            namespace,
-            name,
-            load,
-            old,
-            new,
-            replicas,
-            done=lambda t: t.old_pods_gone is not None,
-            deadline=delay + 80,
-        )
+        tl = _release_v2(driver, namespace, name, load, (old, new), replicas, delay)
         time.sleep(tail)
     finally:
         run = load.stop()
@@ -253,26 +280,30 @@ def switch_under_loads(
     started = {label: load.start() for label, load in loads.items()}
     first = next(iter(started.values()))
     try:
-        time.sleep(2)
-        driver.patch_spec(
-            namespace,
-            name,
-            {"template": template("v2"), "promote": True, "scaleDownDelaySeconds": delay},
-        )
-        tl = _watch(
-            driver,
-            namespace,
-            name,
-            first,
-            old,
-            new,
-            replicas,
-            done=lambda t: t.old_pods_gone is not None,
-            deadline=delay + 80,
-        )
+        tl = _release_v2(driver, namespace, name, first, (old, new), replicas, delay)
         time.sleep(tail)
     finally:
         runs = {label: load.stop() for label, load in started.items()}
     base = first.run.started_wall
     offsets = {label: base - run.started_wall for label, run in runs.items()}
     return Outcomes(runs, offsets, tl, old, new)
+
+
+def assert_rolled_back_instantly(
+    driver: Driver, namespace: str, outcome: Outcome, back: float, old_pods: set[str]
+) -> None:
+    """The app "web" rolled back at ``back``: Healthy on the old color, whose pods were never
+    replaced (the rollback created none for it), and not one request failed on the way."""
+    run = outcome.run
+    print(describe(run), outcome.timeline, f"back at {back}")
+    assert outcome.timeline.switched is not None, outcome.timeline
+    app = driver.wait_app(namespace, "web", timeout=30, phase="Healthy")
+    assert app["status"]["activeColor"] == outcome.old_color
+    old_still = {
+        p["metadata"]["uid"]
+        for p in driver.pods(
+            namespace, f"bluegreen.dev/app=web,bluegreen.dev/color={outcome.old_color}"
+        )
+    }
+    assert old_still == old_pods, (old_pods, old_still)
+    assert not run.failures, describe(run)
