@@ -367,14 +367,17 @@ def test_someone_elses_object_is_learned_by_one_read_and_read_again_each_pass() 
     assert api.store.get("Service", NS, NAME) is not None
 
     api.log.clear()
-    reconcile_again(api)
+    outcome = reconcile_again(api)
+    # No watch event tells of its deletion: the app looks again soon, not at the resync.
+    assert outcome.requeue_after == reconciler.RECHECK_CONFLICT
     assert api.writes_to("POST", SERVICES) == 0
     assert api.writes_to("GET", f"{SERVICES}/{NAME}") == 1
     assert "Service" in api.app_status["message"]  # the conflict is reported
 
     del api.objects[f"{SERVICES}/{NAME}"]  # its owner removes it
     reconcile_again(api)  # the read finds it gone ...
-    reconcile_again(api)  # ... and the operator creates its own
+    healed = reconcile_again(api)  # ... and the operator creates its own
+    assert healed.requeue_after is None, healed  # no conflict: no rechecks
     assert api.objects[f"{SERVICES}/{NAME}"]["metadata"]["labels"][names.LABEL_MANAGED_BY] == (
         names.MANAGER
     )

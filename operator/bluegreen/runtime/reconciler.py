@@ -38,6 +38,10 @@ RETRY_AFTER_CONFLICT = 0.0
 RETRY_AFTER_FORBIDDEN = 30.0
 # A spec the planner failed on fails again until it changes (which wakes the app anyway).
 RETRY_AFTER_PLAN_FAILURE = 300.0
+# An app blocked by someone else's object of a child's name looks again this often: the
+# label-selected watches never show that object's deletion, so only a read can see it go
+# (one GET per foreign object, and only for an app in conflict).
+RECHECK_CONFLICT = 5.0
 
 
 @dataclass
@@ -111,6 +115,8 @@ def reconcile(
     metrics.observe_plan(app, the_plan)
     checker.want((namespace, name), the_plan.probes)
     outcome = act(kube, store, body, the_plan)
+    if the_plan.conflicts:
+        outcome.requeue_after = _sooner(outcome.requeue_after, RECHECK_CONFLICT)
     new = status.after_pass(
         the_plan,
         outcome.done,
@@ -121,6 +127,10 @@ def reconcile(
     )
     _write_status(kube, store, body, new)
     return outcome
+
+
+def _sooner(after: float | None, limit: float) -> float:
+    return limit if after is None else min(after, limit)
 
 
 def parse_app(body: Obj, previous: BlueGreenAppStatus) -> App:
