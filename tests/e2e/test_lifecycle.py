@@ -333,19 +333,19 @@ def test_deleting_the_app_removes_its_children(
 
 # ---------------------------------------------------------------- 9. objects it does not own
 
+# A Service of the prod Service's name that is not the operator's (no label, no owner).
+SOMEONE_ELSES_SERVICE: Obj = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "hello", "labels": {"owner": "someone-else"}},
+    "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
+}
+
 
 def test_an_existing_object_with_a_childs_name_is_left_alone(
     driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
-    theirs = driver.create(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "hello", "labels": {"owner": "someone-else"}},
-            "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
-        },
-    )
+    theirs = driver.create(namespace, SOMEONE_ELSES_SERVICE)
 
     driver.create_app(namespace, APP, hello())
     app = driver.wait_app(namespace, APP, phase="Degraded")
@@ -369,15 +369,7 @@ def test_an_app_blocked_by_someone_elses_object_heals_within_seconds_of_its_dele
 ) -> None:
     """No watch of the operator sees an object without its label go: the blocked app looks
     again every few seconds (it healed only at the 300 s resync before)."""
-    driver.create(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "hello", "labels": {"owner": "someone-else"}},
-            "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
-        },
-    )
+    driver.create(namespace, SOMEONE_ELSES_SERVICE)
     driver.create_app(namespace, APP, hello())
     driver.wait_app(namespace, APP, phase="Degraded")
     pause(2)  # past the first passes: only a later look can see the deletion
