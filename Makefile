@@ -52,6 +52,10 @@ proxy: ## build (or reuse) Traefik and copy the Gateway API CRDs from their pins
 	@if why=$$(hack/real-node.sh check-host); then hack/build-traefik.sh >/dev/null; \
 	else echo "no real node on this host ($$why): the proxy tests will skip"; fi
 
+.PHONY: gateway-api
+gateway-api: ## copy (or reuse) the Gateway API CRDs from their pin, for the install tests
+	hack/gateway-api-crds.sh >/dev/null
+
 .PHONY: edge
 edge: cluster proxy ## start Traefik on 127.0.0.1 with a Gateway (and the Gateway API CRDs) beside the local control plane
 	hack/edge.sh up
@@ -95,7 +99,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries proxy image helm ## everything, set-up included
+test: venv lint binaries argocd node-binaries gateway-api proxy image helm ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts

@@ -11,9 +11,10 @@
 #   - Gateway `bluegreen-edge/edge`, listener `web` (HTTP, every hostname, routes from
 #     every namespace) on Traefik's entry point
 #
-# Usage: hack/edge.sh up|down|status|env
+# Usage: hack/edge.sh up|crds|down|status|env
 #   up      build (or reuse) Traefik, install the above, start Traefik; idempotent; needs
 #           `hack/cluster.sh up`
+#   crds    install the Gateway API CRDs only (hack/gateway-api-crds.sh; no Traefik needed)
 #   down    stop Traefik and remove .edge/ (what `up` installed stays in the cluster, which
 #           `hack/cluster.sh down` removes with the rest)
 #   status  exit 0 when Traefik runs and answers its ping
@@ -53,11 +54,17 @@ healthy() { curl -sf --max-time 2 "http://${HOST}:${PING_PORT}/ping" >/dev/null;
 
 kubectl() { "${cp_bin_dir}/kubectl" --kubeconfig="$kubeconfig" "$@"; }
 
-install_gateway_api() {
-  kubectl apply --server-side --force-conflicts -f "${traefik_dir}/gateway-api-crds" >/dev/null
+install_crds() {
+  local crds
+  crds=$("${repo}/hack/gateway-api-crds.sh" | tail -n1)
+  kubectl apply --server-side --force-conflicts -f "$crds" >/dev/null
   kubectl wait --for=condition=Established --timeout=60s \
     crd/gatewayclasses.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io \
     crd/httproutes.gateway.networking.k8s.io >/dev/null
+}
+
+install_gateway_api() {
+  install_crds
   kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl apply -f - >/dev/null <<EOF
 apiVersion: networking.k8s.io/v1
@@ -142,6 +149,13 @@ cmd_up() {
   log "Traefik ready in $((SECONDS - t0))s on http://${HOST}:${WEB_PORT} ($(head -n1 "${traefik_dir}/VERSIONS"))"
 }
 
+cmd_crds() {
+  [[ -f $kubeconfig ]] && "${repo}/hack/cluster.sh" status >/dev/null ||
+    die "the local control plane is not up: run 'make cluster' (hack/cluster.sh up) first"
+  cp_bin_dir=$(cat "${repo}/.cluster/bin-dir")
+  install_crds
+}
+
 cmd_down() {
   local pid i
   pid=$(pid_of traefik) || true
@@ -163,11 +177,12 @@ cmd_down() {
 
 case ${1:-} in
   up) cmd_up ;;
+  crds) cmd_crds ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
   *)
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|crds|down|status|env" >&2
     exit 2
     ;;
 esac

@@ -50,6 +50,12 @@ def real_node(kube_cluster: KubeCluster) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def gateway_api(kube_cluster: KubeCluster) -> None:
+    """The Gateway API CRDs installed (they stay: the proxy's tests install them too)."""
+    proxy.install_crds()
+
+
+@pytest.fixture(scope="session")
 def edge(real_node: None) -> Iterator[proxy.Edge]:
     """The proxy (Traefik, hack/edge.sh) in front of the real node's pods, started for this
     session (and stopped at its end) unless it was up."""

@@ -56,6 +56,14 @@ def up() -> tuple[Edge, bool]:
     return Edge(port, namespace, gateway, env["EDGE_INGRESS_CLASS"]), started
 
 
+def install_crds() -> None:
+    """The Gateway API CRDs in the cluster (what a platform's gateway install brings), with
+    no proxy: the kinds the operator's RBAC and the admission policy name."""
+    result = _run("crds")
+    if result.returncode != 0:
+        raise RuntimeError(f"hack/edge.sh crds failed:\n{result.stderr}")
+
+
 def down() -> None:
     result = _run("down")
     if result.returncode != 0:

@@ -63,13 +63,14 @@ class Run:
     def versions(self) -> Counter[str | None]:
         return Counter(r.version for r in self.results if r.ok)
 
-    def went_back(self, old: str, new: str) -> list[Result]:
-        """Requests answered by ``old`` although they were sent after some request had
-        already been answered by ``new``: traffic that moved back."""
+    def went_back(self, old: str, new: str, grace: float = 0.0) -> list[Result]:
+        """Requests answered by ``old`` although they were sent (more than ``grace`` seconds)
+        after some request had already been answered by ``new``: traffic that moved back."""
         first_new = min((r.done for r in self.results if r.ok and r.version == new), default=None)
         if first_new is None:
             return []
-        return [r for r in self.results if r.ok and r.version == old and r.sent > first_new]
+        since = first_new + grace
+        return [r for r in self.results if r.ok and r.version == old and r.sent > since]
 
 
 def _request(host: str, keepalive: bool) -> bytes:

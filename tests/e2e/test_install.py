@@ -104,10 +104,11 @@ def assert_never_refused(op: OperatorProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(kube_cluster: KubeCluster, driver: Driver) -> Iterator[str]:
+def installed(kube_cluster: KubeCluster, driver: Driver, gateway_api: None) -> Iterator[str]:
     """`kubectl apply -k deploy/` for real; afterwards the namespace, the ClusterRole and
     its binding are deleted again. Not the CRD: deleting it would delete every
-    BlueGreenApp in the cluster, other tests' too."""
+    BlueGreenApp in the cluster, other tests' too. In a cluster with the Gateway API (the
+    rights on HTTPRoutes and Gateways resolve only for kinds the API server serves)."""
     # A previous run's namespace may still be terminating.
     wait_for(lambda: namespace_gone_or_active(SYSTEM), timeout=120, what=f"{SYSTEM} to go")
     applied = kubectl("apply", "-k", str(DEPLOY), "--server-side").stdout

@@ -240,11 +240,24 @@ class Kube:
         raw = secret.get("data") or {}
         return {k: base64.b64decode(v).decode(errors="replace") for k, v in raw.items()}
 
-    def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
-        """The whole list answer (its resourceVersion too), in one namespace or ("") all."""
-        return self._request(
-            "GET", self.path(kind, namespace), query={"labelSelector": label_selector}
-        )
+    def list_raw(
+        self,
+        kind: str,
+        namespace: str,
+        label_selector: str,
+        *,
+        limit: int | None = None,
+        continue_from: str | None = None,
+    ) -> Obj:
+        """One list answer (its resourceVersion and, when paged, its continue token), in
+        one namespace or ("") all. ``limit``: at most that many items, the rest behind
+        ``metadata.continue``, which ``continue_from`` reads on from."""
+        query = {"labelSelector": label_selector}
+        if limit is not None:
+            query["limit"] = str(limit)
+        if continue_from:
+            query["continue"] = continue_from
+        return self._request("GET", self.path(kind, namespace), query=query)
 
     def watch_lines(
         self, kind: str, namespace: str, query: Mapping[str, str], read_timeout: float
