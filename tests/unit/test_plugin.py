@@ -165,7 +165,10 @@ def test_render_status_shows_each_check_and_what_to_do_after_a_failure() -> None
         "HTTP 500: failing v2 (expected 200)\n"
         "  db      preview   bbbb222222   Passed   1    0        completed\n"
     ) in out
-    assert "Next:       fix the template, or set spec.retryChecks: 1 to run the checks again" in out
+    assert (
+        "Next:       fix the template, or kubectl bluegreen retry hello (spec.retryChecks: 1) "
+        "to run the checks again"
+    ) in out
 
 
 @pytest.mark.parametrize(
