@@ -46,6 +46,11 @@ node-binaries: ## build (or reuse) the real node's binaries and images, where th
 	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh; \
 	else echo "no real node on this host ($$why): its tests will skip"; fi
 
+.PHONY: browser
+browser: ## Debian's chromium and chromedriver for the dashboard's browser tests (installed as root)
+	@if [[ $$(id -u) == 0 ]] || hack/host-packages.sh browser 2>/dev/null; then hack/host-packages.sh browser; \
+	else echo "no chromium or chromedriver, and not root to install them: the dashboard's browser tests will skip"; fi
+
 .PHONY: helm
 helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests
 	hack/build-go-tool.sh helm >/dev/null
@@ -81,7 +86,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries image helm ## everything, set-up included
+test: venv lint binaries argocd node-binaries image helm browser ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts

@@ -42,11 +42,11 @@ from bluegreen.plugin.view import PluginError, dig
 
 DEFAULT_PORT = 3110
 HOST = "127.0.0.1"
-COOKIE = "bluegreen-dashboard"
+COOKIE = "bluegreen-dashboard"  # and the port: browsers share cookies across ports
 WATCH_SECONDS = 60  # each watch request; then it resumes from where it was
 RETRY_SECONDS = (1.0, 2.0, 3.0)  # after a failure: the first retries, then every 3 s
 KEEPALIVE_SECONDS = 15.0  # a comment on each idle stream: the browser sees a dead server
-COALESCE_SECONDS = 0.1  # a burst of watch events goes out as one update
+COALESCE_SECONDS = 0.05  # a burst of watch events goes out as one update
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
@@ -177,7 +177,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The URL's token becomes the cookie; the address bar drops it.
             self.send_response(HTTPStatus.SEE_OTHER)
             self.send_header(
-                "Set-Cookie", f"{COOKIE}={self.site.token}; HttpOnly; SameSite=Strict; Path=/"
+                "Set-Cookie",
+                f"{self._cookie()}={self.site.token}; HttpOnly; SameSite=Strict; Path=/",
             )
             self.send_header("Location", "/")
             self.send_header("Content-Length", "0")
@@ -219,6 +220,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # --- parts ---
 
+    def _cookie(self) -> str:
+        return f"{COOKIE}-{self.site.port}"
+
     def _own_origins(self) -> set[str]:
         return {f"http://{host}:{self.site.port}" for host in (HOST, "localhost")}
 
@@ -233,7 +237,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         cookies = self.headers.get("Cookie", "")
         for cookie in cookies.split(";"):
             name, _, value = cookie.strip().partition("=")
-            if name == COOKIE and secrets.compare_digest(value, self.site.token):
+            if name == self._cookie() and secrets.compare_digest(value, self.site.token):
                 return True
         self._json(
             HTTPStatus.UNAUTHORIZED,

@@ -42,7 +42,7 @@ function colorChip(color, revision) {
     { class: "chip" },
     h("span", { class: `swatch ${color}`, "aria-hidden": "true" }),
     h("span", { class: "color-name" }, color),
-    revision ? h("code", { class: "revision" }, revision) : null,
+    revision ? [" ", h("code", { class: "revision" }, revision)] : null,
   );
 }
 
