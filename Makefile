@@ -48,8 +48,8 @@ node-binaries: ## build (or reuse) the real node's binaries and images, where th
 
 .PHONY: browser
 browser: ## Debian's chromium and chromedriver for the dashboard's browser tests (installed as root)
-	@if [[ $$(id -u) == 0 ]] || hack/host-packages.sh browser 2>/dev/null; then hack/host-packages.sh browser; \
-	else echo "no chromium or chromedriver, and not root to install them: the dashboard's browser tests will skip"; fi
+	@if [[ $$(id -u) == 0 ]]; then hack/host-packages.sh browser; \
+	elif ! hack/host-packages.sh browser 2>/dev/null; then echo "no chromium or chromedriver, and not root to install them: the dashboard's browser tests will skip"; fi
 
 .PHONY: helm
 helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests

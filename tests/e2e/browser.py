@@ -133,4 +133,5 @@ def screenshot(browser: webdriver.Chrome, name: str) -> None:
     folder = os.environ.get("BLUEGREEN_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(Path(folder) / f"{name}.png"))

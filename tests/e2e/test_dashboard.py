@@ -257,7 +257,7 @@ def test_promote_from_the_page_switches_prod_and_the_rollback_window_counts_down
     browser: webdriver.Chrome,
     open_dashboard: Opener,
 ) -> None:
-    paused_preview(driver, namespace)
+    paused_preview(driver, namespace, scaleDownDelaySeconds=30)
     driver.create_app(namespace, "api", hello("v1", replicas=3))  # a second card, for the picture
     open_dashboard()
     wait_for(shows(browser, namespace, APP, "phase", "Paused"), what="Paused on the page")
@@ -271,7 +271,7 @@ def test_promote_from_the_page_switches_prod_and_the_rollback_window_counts_down
     wait_for(shows(browser, namespace, APP, "phase", "Healthy"), what="Healthy on the page")
     countdown = card(browser, namespace, APP).find_element("css selector", ".countdown")
     first = int(countdown.text.split()[2])
-    assert 0 < first <= 30, countdown.text
+    assert 20 < first <= 30, countdown.text
     assert "to blue " + V1 in field(browser, namespace, APP, "rollback")
     wait_for(lambda: int(countdown.text.split()[2]) <= first - 2, what="the countdown to run")
     screenshot(browser, "dashboard")
