@@ -90,7 +90,9 @@ def open_dashboard(
 
 
 def click_action(browser: webdriver.Chrome, namespace: str, name: str, action: str) -> None:
-    """Press the action's button on the app's card, then the dialog's confirming button."""
+    """Press the action's button on the app's card, then the dialog's confirming button
+    (the notice of an earlier action put away first, so only this one's answer counts)."""
+    browser.execute_script("document.getElementById('notice').hidden = true")
     card(browser, namespace, name).find_element(
         "css selector", f'button[data-action="{action}"]'
     ).click()
@@ -339,6 +341,7 @@ def test_an_app_a_gitops_tool_manages_is_refused_unless_forced(
     ), refused
     assert driver.app(namespace, APP)["spec"]["promote"] is False
 
+    browser.execute_script("document.getElementById('notice').hidden = true")
     card(browser, namespace, APP).find_element("css selector", "[data-action=promote]").click()
     wait_page(browser, "return document.getElementById('confirm').open", what="the dialog")
     assert browser.find_element("id", "confirm-gitops").is_displayed()

@@ -713,6 +713,7 @@ def kubeconfig_for(server: str, path: Path) -> Path:
         pytest.param(["status", "hello"], id="status"),
         pytest.param(["promote", "hello"], id="promote"),
         pytest.param(["rollback", "hello"], id="rollback"),
+        pytest.param(["retry", "hello"], id="retry"),
     ],
 )
 def test_unreachable_cluster_is_one_line_and_exit_1(

@@ -256,7 +256,7 @@ function rollbackText(app) {
 function actionsBar(app) {
   const id = slug(appId(app));
   const button = (action, label) =>
-    h("button", { type: "button", id: `${action}-${id}`, class: "action", dataset: { action }, onclick: () => confirmAction(app, action) }, label);
+    h("button", { type: "button", id: `${action}-${id}`, class: "action", "aria-describedby": `app-${id}`, dataset: { action }, onclick: () => confirmAction(app, action) }, label);
   return h(
     "div",
     { class: "actions", role: "group", "aria-label": `Actions on ${app.name}` },
