@@ -35,6 +35,7 @@ from browser import (
     wait_page,
 )
 from driver import Driver
+from incluster import DEPLOY, POLICY
 from kubehelpers import KubeCluster, wait_for
 from operator_process import OperatorProcess
 from specs import hello, template
@@ -43,6 +44,7 @@ from tcp_proxy import TcpProxy
 pytestmark = pytest.mark.e2e
 
 APP = "hello"
+ADMISSION_POLICY = DEPLOY / "base" / "admission-policy.yaml"
 V1, V2 = revision_of(template("v1")), revision_of(template("v2"))
 Opener = Callable[..., Dashboard]
 
@@ -299,6 +301,22 @@ def test_promote_from_the_page_switches_prod_and_the_rollback_window_counts_down
     driver.wait_app(namespace, APP, phase="Healthy", activeColor="blue", activeRevision=V1)
 
 
+@pytest.fixture
+def admission_policy() -> Iterator[None]:
+    """deploy/'s admission policy (editing an app needs the rights it exercises), applied
+    for the test unless an install has it already, and removed again if it was applied."""
+    present = subprocess.run(
+        ["kubectl", "get", f"validatingadmissionpolicy/{POLICY}"], capture_output=True
+    )
+    if present.returncode != 0:
+        kubectl("apply", "-f", str(ADMISSION_POLICY))
+    try:
+        yield
+    finally:
+        if present.returncode != 0:
+            kubectl("delete", "-f", str(ADMISSION_POLICY), "--ignore-not-found")
+
+
 def test_a_user_without_rights_sees_the_api_servers_refusal(
     kube_cluster: KubeCluster,
     driver: Driver,
@@ -309,7 +327,7 @@ def test_a_user_without_rights_sees_the_api_servers_refusal(
 ) -> None:
     """A ServiceAccount that may read apps, Deployments and Events, and change nothing."""
     driver.create_app(namespace, APP, hello("v1"))
-    viewer = read_only_kubeconfig(kube_cluster, namespace, tmp_path / "viewer")
+    viewer = restricted_kubeconfig(kube_cluster, namespace, READ_ONLY, tmp_path / "viewer")
     open_dashboard(viewer)
     wait_for(lambda: card(browser, namespace, APP), what="the app, read with the viewer's rights")
 
@@ -321,6 +339,35 @@ def test_a_user_without_rights_sees_the_api_servers_refusal(
     assert 'cannot patch resource "bluegreenapps"' in refused
     assert driver.app(namespace, APP)["spec"].get("promote") in (None, False)
     screenshot(browser, "dashboard-refused")
+
+
+def test_a_user_the_admission_policy_refuses_sees_its_reason(
+    kube_cluster: KubeCluster,
+    driver: Driver,
+    namespace: str,
+    browser: webdriver.Chrome,
+    open_dashboard: Opener,
+    tmp_path: Path,
+    admission_policy: None,
+) -> None:
+    """RBAC lets this user patch apps, but not create Deployments: deploy/'s policy says no
+    to a spec change, since the operator would act on it."""
+    driver.create_app(namespace, APP, hello("v1"))
+    rights = (*READ_ONLY, ("bluegreenapps.bluegreen.dev", "patch"))
+    editor = restricted_kubeconfig(kube_cluster, namespace, rights, tmp_path / "editor")
+    open_dashboard(editor)
+    wait_for(lambda: card(browser, namespace, APP), what="the app")
+
+    click_action(browser, namespace, APP, "promote")
+
+    refused = notice(browser, "refused")
+    assert refused.startswith("Refused by the Kubernetes API server: forbidden: "), refused
+    assert f"ValidatingAdmissionPolicy '{POLICY}'" in refused, refused
+    assert (
+        f"user system:serviceaccount:{namespace}:viewer may not create and update Deployments"
+        in refused
+    ), refused
+    assert driver.app(namespace, APP)["spec"].get("promote") in (None, False)
 
 
 def test_an_app_a_gitops_tool_manages_is_refused_unless_forced(
@@ -495,10 +542,12 @@ READ_ONLY = (
 )
 
 
-def read_only_kubeconfig(kube_cluster: KubeCluster, namespace: str, path: Path) -> Path:
-    """A kubeconfig of ServiceAccount "viewer", which may only read what the page shows."""
+def restricted_kubeconfig(
+    kube_cluster: KubeCluster, namespace: str, rights: tuple[tuple[str, str], ...], path: Path
+) -> Path:
+    """A kubeconfig of ServiceAccount "viewer", with only ``rights`` (resource, verbs)."""
     kubectl("create", "serviceaccount", "viewer", "-n", namespace)
-    for index, (resource, verbs) in enumerate(READ_ONLY):
+    for index, (resource, verbs) in enumerate(rights):
         role = f"viewer-{index}"
         kubectl(
             "create", "role", role, f"--verb={verbs}", f"--resource={resource}", "-n", namespace
