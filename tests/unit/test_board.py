@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -391,3 +392,12 @@ def test_a_failed_list_is_reported_and_tried_again() -> None:
     assert seen == ["cannot reach the Kubernetes API at x: Connection refused"]
     assert "apps" not in follower.errors  # listed again: connected
     assert list(follower.objects["apps"]) == [("shop", "hello")]
+
+
+def test_a_taken_port_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind((dashboard.HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PluginError, match=rf"^cannot listen on 127.0.0.1:{port}: "):
+            dashboard.start(None, "shop", port=port)  # type: ignore[arg-type]

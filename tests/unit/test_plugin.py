@@ -673,6 +673,17 @@ def test_a_watch_error_ends_the_wait() -> None:
             id="rollback",
         ),
         pytest.param(["status", "hello", "-w"], {"name": "hello", "watch": True}, id="watch"),
+        pytest.param(["retry", "hello", "--force"], {"name": "hello", "force": True}, id="retry"),
+        pytest.param(
+            ["dashboard"],
+            {"port": 3110, "all_namespaces": False, "open": False},
+            id="dashboard-defaults",
+        ),
+        pytest.param(
+            ["dashboard", "-A", "--port", "0", "-n", "x"],
+            {"port": 0, "all_namespaces": True, "namespace": "x"},
+            id="dashboard",
+        ),
     ],
 )
 def test_parser(argv: list[str], expected: dict[str, Any]) -> None:

@@ -323,16 +323,15 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def start(kube: PluginClient, namespace: str | None, *, port: int) -> tuple[Server, Site]:
-    """The watches and the server, running in threads; the caller stops the server."""
+    """The server (bound, not yet serving) and the watches, running in threads."""
+    try:
+        server = Server((HOST, port), Handler)
+    except OSError as error:
+        raise PluginError(f"cannot listen on {HOST}:{port}: {error.strerror}") from None
     follower = Follower(namespace)
     stop = threading.Event()
     for kind in FOLLOWED:
         threading.Thread(target=follow, args=(kube, follower, kind, stop), daemon=True).start()
-    try:
-        server = Server((HOST, port), Handler)
-    except OSError as error:
-        stop.set()
-        raise PluginError(f"cannot listen on {HOST}:{port}: {error.strerror}") from None
     site = Site(kube, follower, secrets.token_urlsafe(24), server.server_address[1])
     server.RequestHandlerClass = type("SiteHandler", (Handler,), {"site": site})
     return server, site
