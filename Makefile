@@ -64,6 +64,11 @@ edge: cluster proxy ## start Traefik on 127.0.0.1 with a Gateway (and the Gatewa
 edge-down: ## stop Traefik
 	hack/edge.sh down
 
+.PHONY: browser
+browser: ## Debian's chromium and chromedriver for the dashboard's browser tests (installed as root)
+	@if [[ $$(id -u) == 0 ]]; then hack/host-packages.sh browser; \
+	elif ! hack/host-packages.sh browser 2>/dev/null; then echo "no chromium or chromedriver, and not root to install them: the dashboard's browser tests will skip"; fi
+
 .PHONY: helm
 helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests
 	hack/build-go-tool.sh helm >/dev/null
@@ -99,7 +104,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries gateway-api proxy image helm ## everything, set-up included
+test: venv lint binaries argocd node-binaries gateway-api proxy image helm browser ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts

@@ -6,9 +6,11 @@
 #             the pods' API server connections to the API server on 127.0.0.1)
 #   image:    buildah (builds the Dockerfile without a daemon), mmdebstrap (the base image's
 #             Debian root filesystem, since no registry is reachable to pull one from)
+#   browser:  chromium, chromium-driver (the dashboard's tests drive Debian's headless
+#             Chromium through its chromedriver with Selenium; no browser is downloaded)
 # Runs `apt-get update` once before the first install; does nothing when all are present.
 #
-# Usage: hack/host-packages.sh build|run|image|all
+# Usage: hack/host-packages.sh build|run|image|browser|all
 set -euo pipefail
 
 log() { printf 'host-packages: %s\n' "$*" >&2; }
@@ -16,13 +18,15 @@ log() { printf 'host-packages: %s\n' "$*" >&2; }
 build_pkgs=(libseccomp-dev gcc pkg-config)
 run_pkgs=(nftables iptables conntrack libseccomp2 iproute2 socat)
 image_pkgs=(buildah mmdebstrap)
+browser_pkgs=(chromium chromium-driver)
 
 case ${1:-all} in
   build) wanted=("${build_pkgs[@]}") ;;
   run) wanted=("${run_pkgs[@]}") ;;
   image) wanted=("${image_pkgs[@]}") ;;
-  all) wanted=("${build_pkgs[@]}" "${run_pkgs[@]}" "${image_pkgs[@]}") ;;
-  *) log "usage: $0 build|run|image|all"; exit 2 ;;
+  browser) wanted=("${browser_pkgs[@]}") ;;
+  all) wanted=("${build_pkgs[@]}" "${run_pkgs[@]}" "${image_pkgs[@]}" "${browser_pkgs[@]}") ;;
+  *) log "usage: $0 build|run|image|browser|all"; exit 2 ;;
 esac
 
 missing=()

@@ -165,7 +165,10 @@ def test_render_status_shows_each_check_and_what_to_do_after_a_failure() -> None
         "HTTP 500: failing v2 (expected 200)\n"
         "  db      preview   bbbb222222   Passed   1    0        completed\n"
     ) in out
-    assert "Next:       fix the template, or set spec.retryChecks: 1 to run the checks again" in out
+    assert (
+        "Next:       fix the template, or kubectl bluegreen retry hello (spec.retryChecks: 1) "
+        "to run the checks again"
+    ) in out
 
 
 @pytest.mark.parametrize(
@@ -670,6 +673,17 @@ def test_a_watch_error_ends_the_wait() -> None:
             id="rollback",
         ),
         pytest.param(["status", "hello", "-w"], {"name": "hello", "watch": True}, id="watch"),
+        pytest.param(["retry", "hello", "--force"], {"name": "hello", "force": True}, id="retry"),
+        pytest.param(
+            ["dashboard"],
+            {"port": 3110, "all_namespaces": False, "open": False},
+            id="dashboard-defaults",
+        ),
+        pytest.param(
+            ["dashboard", "-A", "--port", "0", "-n", "x"],
+            {"port": 0, "all_namespaces": True, "namespace": "x"},
+            id="dashboard",
+        ),
     ],
 )
 def test_parser(argv: list[str], expected: dict[str, Any]) -> None:
@@ -710,6 +724,7 @@ def kubeconfig_for(server: str, path: Path) -> Path:
         pytest.param(["status", "hello"], id="status"),
         pytest.param(["promote", "hello"], id="promote"),
         pytest.param(["rollback", "hello"], id="rollback"),
+        pytest.param(["retry", "hello"], id="retry"),
     ],
 )
 def test_unreachable_cluster_is_one_line_and_exit_1(

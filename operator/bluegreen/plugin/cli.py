@@ -9,21 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bluegreen.core.objects import Obj
+from bluegreen.plugin import actions, dashboard
 from bluegreen.plugin.client import PluginClient, connect
-from bluegreen.plugin.view import (
-    PluginError,
-    gitops_refusal,
-    gitops_warning,
-    moves_prod,
-    promote_message,
-    promote_patch,
-    render_list,
-    render_status,
-    rollback_message,
-    rollback_patch,
-    rollback_target,
-)
+from bluegreen.plugin.view import PluginError, render_list, render_status
 
 DEFAULT_REQUEST_TIMEOUT = 10.0
 
@@ -82,34 +70,28 @@ def wait_for_change(events: queue.Queue[object]) -> None:
 
 
 def run_promote(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
-    app = kube.get_app(args.namespace, args.name)
-    check_gitops(app, "promote", force=args.force)
-    patched = kube.patch_app(
-        args.namespace, args.name, promote_patch(), content_type="application/merge-patch+json"
-    )
-    print(promote_message(patched), file=out)
-    return 0
+    return report(actions.promote(kube, args.namespace, args.name, force=args.force), out)
 
 
 def run_rollback(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
-    app = kube.get_app(args.namespace, args.name)
-    target = rollback_target(app, kube.get_deployments(args.namespace, args.name))
-    check_gitops(app, "rollback", force=args.force)
-    patch = rollback_patch(app, target.template, promote=args.promote)
-    kube.patch_app(args.namespace, args.name, patch, content_type="application/json-patch+json")
-    print(rollback_message(args.name, target, promote=moves_prod(app, args.promote)), file=out)
+    done = actions.rollback(kube, args.namespace, args.name, force=args.force, promote=args.promote)
+    return report(done, out)
+
+
+def run_retry(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
+    return report(actions.retry(kube, args.namespace, args.name, force=args.force), out)
+
+
+def run_dashboard(kube: PluginClient, args: argparse.Namespace, out: TextIO) -> int:
+    namespace = None if args.all_namespaces else args.namespace
+    return dashboard.serve(kube, namespace, port=args.port, open_browser=args.open, out=out)
+
+
+def report(done: actions.Done, out: TextIO) -> int:
+    if done.warning:
+        print(done.warning, file=sys.stderr)
+    print(done.message, file=out)
     return 0
-
-
-def check_gitops(app: Obj, command: str, *, force: bool) -> None:
-    """Refuse to change an app that a GitOps tool manages, unless forced; then warn."""
-    if not force:
-        refusal = gitops_refusal(app, command)
-        if refusal:
-            raise PluginError(refusal)
-    warning = gitops_warning(app, command)
-    if warning:
-        print(warning, file=sys.stderr)
 
 
 # --- Command line ----------------------------------------------------------------------------
@@ -142,7 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_force_option(rollback)
     rollback.set_defaults(run=run_rollback)
 
-    for command in (listing, status, promote, rollback):
+    retry = commands.add_parser("retry", help="run the checks of the current revision again")
+    retry.add_argument("name")
+    add_force_option(retry)
+    retry.set_defaults(run=run_retry)
+
+    board = commands.add_parser("dashboard", help="a live web view of the apps, on 127.0.0.1")
+    board.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    board.add_argument(
+        "--port",
+        type=int,
+        default=dashboard.DEFAULT_PORT,
+        help=f"port on 127.0.0.1 (default: {dashboard.DEFAULT_PORT}; 0: any free one)",
+    )
+    board.add_argument("--open", action="store_true", help="open it in the default browser")
+    board.set_defaults(run=run_dashboard)
+
+    for command in (listing, status, promote, rollback, retry, board):
         # Also accepted after the command, as kubectl does; SUPPRESS keeps a value given
         # before the command from being reset by the subcommand's default.
         add_connection_options(command, default=argparse.SUPPRESS)

@@ -5,16 +5,17 @@ Every failure becomes a one-line :class:`~bluegreen.plugin.view.PluginError`.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3
 from kubernetes import client, config, watch
 
-from bluegreen.api.models import GROUP, PLURAL, SINGULAR, VERSION, Color
+from bluegreen.api.models import GROUP, KIND, PLURAL, SINGULAR, VERSION, Color
 from bluegreen.core import names
 from bluegreen.core.objects import Obj
 from bluegreen.plugin.view import (
@@ -26,6 +27,14 @@ from bluegreen.plugin.view import (
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 WATCH_SECONDS = 300
+# What the dashboard follows: the apps, their Deployments (by the label every child
+# carries) and the Events posted on apps. The Events' field selector is the API server's.
+FOLLOWED = ("apps", "deployments", "events")
+APP_EVENTS = f"involvedObject.kind={KIND}"
+
+
+class WatchExpired(PluginError):
+    """The watch's resourceVersion is too old (410 Gone): list again, then watch from there."""
 
 
 class PluginClient:
@@ -36,6 +45,7 @@ class PluginClient:
         self.timeout = timeout
         self.objects = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
 
     def list_apps(self, namespace: str | None) -> list[Obj]:
         """The apps of one namespace, or of all (``namespace`` None)."""
@@ -125,6 +135,72 @@ class PluginClient:
             threading.Thread(
                 target=self._stream, args=(list_call, arguments, events), daemon=True
             ).start()
+
+    def list_followed(self, kind: str, namespace: str | None) -> tuple[list[Obj], str]:
+        """One LIST of a followed kind (FOLLOWED), as plain JSON, with its resourceVersion:
+        where its watch starts."""
+        list_call, arguments = self._followed(kind, namespace)
+        answer = self._call(
+            f"list {kind}",
+            namespace,
+            lambda: list_call(**arguments, _request_timeout=self.timeout, _preload_content=False),
+        )
+        listed = json.loads(answer.data)
+        return list(listed.get("items") or []), str(dig(listed, "metadata", "resourceVersion"))
+
+    def watch_followed(
+        self, kind: str, namespace: str | None, resource_version: str, *, seconds: int
+    ) -> Iterator[tuple[str, Obj]]:
+        """The changes of a followed kind after ``resource_version``: (type, object as plain
+        JSON), BOOKMARKs included (they carry only the new resourceVersion). Ends after
+        ``seconds`` (the server's timeout; the read timeout comes just after, so a dead
+        connection is noticed); raises WatchExpired on 410, PluginError on any other failure.
+        """
+        list_call, arguments = self._followed(kind, namespace)
+        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+            list_call,
+            **arguments,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=seconds,
+            deserialize=False,
+            _request_timeout=(self.timeout, seconds + self.timeout),
+        )
+        try:
+            for event in stream:
+                yield str(event["type"]), dict(event["object"])
+        except client.ApiException as error:
+            if error.status == 410:
+                raise WatchExpired(f"the watch of {kind} expired") from None
+            raise self._plugin_error(error, f"watch {kind}", namespace) from None
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+            raise self._plugin_error(error, f"watch {kind}", namespace) from None
+
+    def _followed(self, kind: str, namespace: str | None) -> tuple[Callable[..., Any], Obj]:
+        if kind == "apps":
+            if namespace is None:
+                return self.objects.list_cluster_custom_object, {
+                    "group": GROUP,
+                    "version": VERSION,
+                    "plural": PLURAL,
+                }
+            return self.objects.list_namespaced_custom_object, {
+                "group": GROUP,
+                "version": VERSION,
+                "namespace": namespace,
+                "plural": PLURAL,
+            }
+        if kind == "deployments":
+            selector = {"label_selector": names.LABEL_APP}
+            if namespace is None:
+                return self.apps.list_deployment_for_all_namespaces, selector
+            return self.apps.list_namespaced_deployment, {"namespace": namespace, **selector}
+        if kind == "events":
+            selector = {"field_selector": APP_EVENTS}
+            if namespace is None:
+                return self.core.list_event_for_all_namespaces, selector
+            return self.core.list_namespaced_event, {"namespace": namespace, **selector}
+        raise ValueError(f"not a followed kind: {kind}")
 
     def _stream(
         self, list_call: Callable[..., Any], arguments: Obj, events: queue.Queue[object]

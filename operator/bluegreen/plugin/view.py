@@ -171,6 +171,34 @@ def rollback_patch(app: Obj, template: Obj, *, promote: bool) -> list[Obj]:
     return operations
 
 
+def retry_patch(app: Obj) -> list[Obj]:
+    """A JSON patch raising ``spec.retryChecks`` by one: the checks of the current revision
+    run again. The ``test`` refuses it if the spec changed since it was decided, so two
+    retries at once raise it once, not twice over a value neither saw."""
+    return [
+        {"op": "test", "path": "/metadata/generation", "value": dig(app, "metadata", "generation")},
+        {"op": "add", "path": "/spec/retryChecks", "value": retry_count(app) + 1},
+    ]
+
+
+def retry_count(app: Obj) -> int:
+    return int(dig(app, "spec", "retryChecks") or 0)
+
+
+def retry_refusal(app: Obj) -> str | None:
+    """Why a retry of the checks would do nothing (None: it would run them again)."""
+    if not dig(app, "spec", "checks"):
+        return f'{SINGULAR} "{dig(app, "metadata", "name")}" declares no checks to run again'
+    return None
+
+
+def retry_message(app: Obj) -> str:
+    return (
+        f'{SINGULAR} "{dig(app, "metadata", "name")}": spec.retryChecks is now '
+        f"{retry_count(app)}, its checks run again for the current revision"
+    )
+
+
 def gitops_marker(app: Obj) -> str | None:
     """The label or annotation that shows a GitOps tool manages this object, if any."""
     labels = dig(app, "metadata", "labels") or {}
@@ -195,10 +223,15 @@ GITOPS_EFFECT = {
         "self-heal puts Git's template back within seconds, which rolls the newer revision "
         "out again (without self-heal the app shows OutOfSync)"
     ),
+    "retry": (
+        "the checks run again now, and once more when self-heal puts Git's "
+        "spec.retryChecks back (without self-heal the app shows OutOfSync)"
+    ),
 }
 GITOPS_COMMIT = {
     "promote": "commit promote: true",
     "rollback": "commit a revert of the template change",
+    "retry": "commit a higher spec.retryChecks",
 }
 
 
@@ -368,8 +401,10 @@ def next_step(app: Obj) -> str | None:
         reasons.ROLLED_BACK,
     }
     if dig(app, "status", "phase") == "Degraded" and failed:
-        retry = int(dig(app, "spec", "retryChecks") or 0) + 1
-        return f"fix the template, or set spec.retryChecks: {retry} to run the checks again"
+        return (
+            f"fix the template, or kubectl bluegreen retry {name} "
+            f"(spec.retryChecks: {retry_count(app) + 1}) to run the checks again"
+        )
     return None
 
 
