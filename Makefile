@@ -50,6 +50,10 @@ node-binaries: ## build (or reuse) the real node's binaries and images, where th
 helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests
 	hack/build-go-tool.sh helm >/dev/null
 
+.PHONY: alertmanager
+alertmanager: ## fetch (or reuse) Debian's Alertmanager at its pinned version, for the notification tests
+	hack/alertmanager.sh >/dev/null
+
 .PHONY: image
 image: ## build (or reuse) the operator's image from the Dockerfile (buildah, Debian base); size and layers
 	@if [[ $$(id -u) == 0 ]]; then hack/build-image.sh >/dev/null; \
@@ -81,7 +85,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries image helm ## everything, set-up included
+test: venv lint binaries argocd node-binaries image helm alertmanager ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts
