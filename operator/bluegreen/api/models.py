@@ -296,7 +296,12 @@ class Check(_Model):
 
 # What an app can be notified of (spec.notifications.events); docs/notifications.md.
 NotifyEvent = Literal[
-    "Switched", "SwitchedBack", "CheckFailed", "RolloutFailed", "RolloutStuck", "Conflict",
+    "Switched",
+    "SwitchedBack",
+    "CheckFailed",
+    "RolloutFailed",
+    "RolloutStuck",
+    "Conflict",
     "InvalidSpec",
 ]
 NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
