@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
-NONE = "(none)"
-UNCERTAIN = "the replica sending it stopped mid-request; not sent again, to send no duplicate"  # the delivery key when no destination could be found
+NONE = "(none)"  # the delivery key when no destination could be found
+UNCERTAIN = "the replica sending it stopped mid-request; not sent again (no duplicate)"
 
 
 class DeliveryError(Exception):
