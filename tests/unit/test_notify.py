@@ -235,4 +235,3 @@ def test_invalid_spec_is_notified_though_the_spec_cannot_be_read() -> None:
     records = api.app_status["notifications"].values()
     assert [r["event"] for r in records] == ["InvalidSpec"]
     assert reconciler.notifications_of(api.objects[APP_PATH]) is not None
-    assert (api.objects[APP_PATH]["metadata"]["namespace"], NAME) == (NS, NAME)
