@@ -3,6 +3,8 @@ sent, and can answer slowly, fail, or hang, like the destinations notifications 
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import threading
 import time
@@ -11,6 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import yaml
+
+NS, NAME = "shop", "web"
 
 
 @dataclass
@@ -64,3 +70,48 @@ def receiving() -> Iterator[Receiver]:
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
+class Api:
+    """The ConfigMap, the Secret and the app, by name; merge patches of its status."""
+
+    def __init__(self, destinations: list[dict[str, Any]], secret: dict[str, str]) -> None:
+        self.objects: dict[tuple[str, str, str], Any] = {
+            ("ConfigMap", NS, "bluegreen-notifications"): {
+                "data": {"destinations.yaml": yaml.safe_dump(destinations)}
+            },
+            ("Secret", NS, "bluegreen-notifications"): {
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
+            },
+        }
+        self.status: dict[str, Any] = {}
+        self.events: list[tuple[str, str, str]] = []
+
+    def get(self, kind: str, namespace: str, name: str) -> Any:
+        return copy.deepcopy(self.objects.get((kind, namespace, name)))
+
+    def patch_app_status(self, namespace: str, name: str, patch: Any) -> Any:
+        assert (namespace, name) == (NS, NAME)
+        self.status = merge(self.status, patch)
+        return {"status": self.status}
+
+    def post_event(self, app: Any, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+    def delivery(self, nid: str, dest: str) -> dict[str, Any]:
+        return dict(
+            self.status.get("notifications", {}).get(nid, {}).get("deliveries", {}).get(dest) or {}
+        )

@@ -6,8 +6,6 @@ applies merge patches as the API server does."""
 
 from __future__ import annotations
 
-import base64
-import copy
 import logging
 import socket
 import time
@@ -15,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from bluegreen.api.models import NotificationRecord, Notifications
 from bluegreen.core.clock import format_time
@@ -24,56 +21,10 @@ from bluegreen.runtime.notifier import Notifier
 
 from builders import NOW, R1, R2
 from kubehelpers import wait_for
-from receiver import receiving
+from receiver import NAME, NS, Api, receiving
 
-NS, NAME = "shop", "web"
 SECRET_PATH = "/hooks/T000/B000/s3cr3t-w3bh00k-p4th"
 TOKEN = "t0k3n-d0-n0t-l0g"
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
-    return out
-
-
-class Api:
-    """The ConfigMap, the Secret and the app, by name; merge patches of its status."""
-
-    def __init__(self, destinations: list[dict[str, Any]], secret: dict[str, str]) -> None:
-        self.objects: dict[tuple[str, str, str], Any] = {
-            ("ConfigMap", NS, "bluegreen-notifications"): {
-                "data": {"destinations.yaml": yaml.safe_dump(destinations)}
-            },
-            ("Secret", NS, "bluegreen-notifications"): {
-                "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
-            },
-        }
-        self.status: dict[str, Any] = {}
-        self.events: list[tuple[str, str, str]] = []
-
-    def get(self, kind: str, namespace: str, name: str) -> Any:
-        return copy.deepcopy(self.objects.get((kind, namespace, name)))
-
-    def patch_app_status(self, namespace: str, name: str, patch: Any) -> Any:
-        assert (namespace, name) == (NS, NAME)
-        self.status = merge(self.status, patch)
-        return {"status": self.status}
-
-    def post_event(self, app: Any, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-    def delivery(self, nid: str, dest: str) -> dict[str, Any]:
-        return dict(
-            self.status.get("notifications", {}).get(nid, {}).get("deliveries", {}).get(dest) or {}
-        )
 
 
 APP = {
