@@ -33,6 +33,8 @@ KINDS = {
     "Lease": "coordination.k8s.io/v1",
     "Rollout": "argoproj.io/v1alpha1",  # Argo Rollouts', for the side-by-side benchmark
     "Job": "batch/v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
     APP[1]: APP[0],
 }
 

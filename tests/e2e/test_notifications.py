@@ -3,16 +3,29 @@ arrives through its v2 API, and a repeat of the same notification is the same al
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from bluegreen.api.destinations import CONFIG_KEY, CONFIG_NAME
 from bluegreen.api.models import NotificationRecord, Notifications
+from bluegreen.core.revision import revision_of
 from bluegreen.runtime.notifier import Notifier
 
 from alertmanager import running
+from driver import Driver
 from kubehelpers import wait_for
-from receiver import NAME, NS, Api
+from operator_process import OperatorProcess
+from receiver import NAME, NS, Api, Receiver, receiving
+from specs import hello, template
+
+Obj = dict[str, Any]
+APP_NAME = "hello"
+SECRET_PATH = "/hooks/T000/B000/s3cr3t-w3bh00k-p4th"
 
 pytestmark = pytest.mark.e2e
 
@@ -56,3 +69,116 @@ def test_alertmanager_receives_the_alert(tmp_path: Path) -> None:
         again.want(APP, {"switchedback-1": fresh}, Notifications())
         wait_for(lambda: api.delivery("switchedback-1", "pager").get("state") == "Sent", timeout=15)
         assert len(am.alerts()) == 1
+
+
+# ---------------------------------------------------------------- with the operator
+
+
+@pytest.fixture
+def replica(
+    bluegreen_crd: None, namespace: str, tmp_path: Path, operators: list[OperatorProcess]
+) -> Callable[[str], OperatorProcess]:
+    """One replica of two, electing on a Lease in the test's namespace (short timings)."""
+
+    def start(identity: str) -> OperatorProcess:
+        election = ("--leader-elect", f"--lease-namespace={namespace}", f"--identity={identity}")
+        timings = ("--lease-duration=4", "--renew-deadline=3", "--retry-period=0.5")
+        op = OperatorProcess(namespace, tmp_path / f"{identity}.log", args=election + timings)
+        operators.append(op)
+        op.start()
+        return op
+
+    return start
+
+
+def holder(driver: Driver, namespace: str) -> str | None:
+    lease = driver.get("Lease", namespace, "bluegreen-operator") or {}
+    return (lease.get("spec") or {}).get("holderIdentity")
+
+
+def destinations(namespace: str, rx: Receiver, am_url: str, **slack: Any) -> tuple[Obj, Obj]:
+    """The ConfigMap (webhook, Slack by a secret URL, Teams, Alertmanager) and its Secret."""
+    listed = [
+        {"name": "hook", "kind": "webhook", "url": rx.url + "/events"},
+        {"name": "chat", "kind": "slack", "urlSecretKey": "slack-url", **slack},
+        {"name": "channel", "kind": "teams", "url": rx.url + "/teams"},
+        {"name": "pager", "kind": "alertmanager", "url": am_url},
+    ]
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_NAME, "namespace": namespace},
+        "data": {CONFIG_KEY: yaml.safe_dump(listed)},
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": CONFIG_NAME, "namespace": namespace},
+        "stringData": {"slack-url": rx.url + SECRET_PATH},
+    }
+    return config, secret
+
+
+def deliveries(driver: Driver, namespace: str) -> dict[str, str]:
+    records = (driver.app(namespace, APP_NAME).get("status") or {}).get("notifications") or {}
+    return {
+        f"{r['event']}/{dest}": d["state"]
+        for r in records.values()
+        for dest, d in (r.get("deliveries") or {}).items()
+    }
+
+
+def switch_to_v2(driver: Driver, namespace: str) -> None:
+    driver.create_app(namespace, APP_NAME, hello(notifications={"events": ["Switched"]}))
+    driver.wait_app(namespace, APP_NAME, phase="Healthy", activeColor="blue")
+    driver.patch_spec(namespace, APP_NAME, {"template": template("v2"), "promote": True})
+    driver.wait_app(namespace, APP_NAME, phase="Healthy", activeColor="green")
+
+
+def test_a_switch_notifies_each_destination_once(
+    driver: Driver, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    with receiving() as rx, running(tmp_path / "am") as am:
+        for body in destinations(namespace, rx, am.url):
+            driver.create(namespace, body)
+        switch_to_v2(driver, namespace)
+        wanted = {f"Switched/{d}": "Sent" for d in ("hook", "chat", "channel", "pager")}
+        wait_for(lambda: deliveries(driver, namespace) == wanted, timeout=30, what="4 deliveries")
+        time.sleep(2)  # a second delivery would have come by now
+        assert len(rx.bodies("/events")) == len(rx.bodies("/teams")) == 1
+        assert len(rx.bodies(SECRET_PATH)) == 1
+        (alert,) = am.alerts()
+    assert alert["labels"]["alertname"] == "BlueGreenSwitched"
+    (event,) = rx.bodies("/events")
+    assert event["data"]["revision"] == revision_of(template("v2"))
+    assert event["data"]["previousRevision"] == revision_of(template("v1"))
+    assert len(driver.events(namespace, APP_NAME, "Notified")) == 4
+    log = operator.log_path.read_text()
+    events = str(driver.events(namespace, APP_NAME))
+    assert "s3cr3t" not in log and "s3cr3t" not in events
+
+
+def test_a_leader_killed_while_sending_sends_no_duplicate(
+    driver: Driver, namespace: str, replica: Callable[[str], OperatorProcess], tmp_path: Path
+) -> None:
+    with receiving() as rx, running(tmp_path / "am") as am:
+        rx.delay = 8.0  # every request waits for its answer: the leader dies mid-request
+        for body in destinations(namespace, rx, am.url, timeoutSeconds=10):
+            driver.create(namespace, body)
+        a = replica("a")
+        wait_for(lambda: holder(driver, namespace) == "a", timeout=10, what="a to lead")
+        replica("b")
+        switch_to_v2(driver, namespace)
+        wait_for(lambda: len(rx.bodies(SECRET_PATH)) == 1, timeout=20, what="the Slack request")
+        a.kill()
+        wait_for(lambda: holder(driver, namespace) == "b", timeout=15, what="b to lead")
+        wait_for(
+            lambda: deliveries(driver, namespace).get("Switched/chat") == "Uncertain",
+            timeout=30,
+            what="the new leader to find the delivery left mid-request",
+        )
+        time.sleep(3)
+        assert len(rx.bodies(SECRET_PATH)) == 1  # not sent again
+        assert len(rx.bodies("/events")) == len(rx.bodies("/teams")) == 1
+        assert len(am.alerts()) == 1
+    assert driver.events(namespace, APP_NAME, "NotificationUncertain")
