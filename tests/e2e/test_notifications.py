@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from bluegreen.api.destinations import CONFIG_KEY, CONFIG_NAME
 from bluegreen.api.models import NotificationRecord, Notifications
 from bluegreen.core.revision import revision_of
 from bluegreen.runtime.notifier import Notifier
@@ -19,13 +17,13 @@ from bluegreen.runtime.notifier import Notifier
 from alertmanager import running
 from driver import Driver
 from kubehelpers import wait_for
+from notifications import SECRET_PATH, deliveries, destinations
 from operator_process import OperatorProcess
-from receiver import NAME, NS, Api, Receiver, receiving
+from receiver import NAME, NS, Api, receiving
 from specs import hello, template
 
 Obj = dict[str, Any]
 APP_NAME = "hello"
-SECRET_PATH = "/hooks/T000/B000/s3cr3t-w3bh00k-p4th"
 
 pytestmark = pytest.mark.e2e
 
@@ -96,38 +94,6 @@ def holder(driver: Driver, namespace: str) -> str | None:
     return (lease.get("spec") or {}).get("holderIdentity")
 
 
-def destinations(namespace: str, rx: Receiver, am_url: str, **slack: Any) -> tuple[Obj, Obj]:
-    """The ConfigMap (webhook, Slack by a secret URL, Teams, Alertmanager) and its Secret."""
-    listed = [
-        {"name": "hook", "kind": "webhook", "url": rx.url + "/events"},
-        {"name": "chat", "kind": "slack", "urlSecretKey": "slack-url", **slack},
-        {"name": "channel", "kind": "teams", "url": rx.url + "/teams"},
-        {"name": "pager", "kind": "alertmanager", "url": am_url},
-    ]
-    config = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": CONFIG_NAME, "namespace": namespace},
-        "data": {CONFIG_KEY: yaml.safe_dump(listed)},
-    }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": CONFIG_NAME, "namespace": namespace},
-        "stringData": {"slack-url": rx.url + SECRET_PATH},
-    }
-    return config, secret
-
-
-def deliveries(driver: Driver, namespace: str) -> dict[str, str]:
-    records = (driver.app(namespace, APP_NAME).get("status") or {}).get("notifications") or {}
-    return {
-        f"{r['event']}/{dest}": d["state"]
-        for r in records.values()
-        for dest, d in (r.get("deliveries") or {}).items()
-    }
-
-
 def switch_to_v2(driver: Driver, namespace: str) -> None:
     driver.create_app(namespace, APP_NAME, hello(notifications={"events": ["Switched"]}))
     driver.wait_app(namespace, APP_NAME, phase="Healthy", activeColor="blue")
@@ -143,7 +109,11 @@ def test_a_switch_notifies_each_destination_once(
             driver.create(namespace, body)
         switch_to_v2(driver, namespace)
         wanted = {f"Switched/{d}": "Sent" for d in ("hook", "chat", "channel", "pager")}
-        wait_for(lambda: deliveries(driver, namespace) == wanted, timeout=30, what="4 deliveries")
+        wait_for(
+            lambda: deliveries(driver, namespace, APP_NAME) == wanted,
+            timeout=30,
+            what="4 deliveries",
+        )
         time.sleep(2)  # a second delivery would have come by now
         assert len(rx.bodies("/events")) == len(rx.bodies("/teams")) == 1
         assert len(rx.bodies(SECRET_PATH)) == 1
@@ -173,7 +143,7 @@ def test_a_leader_killed_while_sending_sends_no_duplicate(
         a.kill()
         wait_for(lambda: holder(driver, namespace) == "b", timeout=15, what="b to lead")
         wait_for(
-            lambda: deliveries(driver, namespace).get("Switched/chat") == "Uncertain",
+            lambda: deliveries(driver, namespace, APP_NAME).get("Switched/chat") == "Uncertain",
             timeout=30,
             what="the new leader to find the delivery left mid-request",
         )
