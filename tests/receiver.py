@@ -17,6 +17,11 @@ from typing import Any
 import yaml
 
 NS, NAME = "shop", "web"
+APP = {
+    "apiVersion": "bluegreen.dev/v1alpha1",
+    "kind": "BlueGreenApp",
+    "metadata": {"name": NAME, "namespace": NS, "uid": "uid-1"},
+}
 
 
 @dataclass

@@ -19,7 +19,7 @@ from driver import Driver
 from kubehelpers import wait_for
 from notifications import SECRET_PATH, deliveries, destinations
 from operator_process import OperatorProcess
-from receiver import NAME, NS, Api, receiving
+from receiver import APP, NAME, NS, Api, receiving
 from specs import hello, template
 
 Obj = dict[str, Any]
@@ -27,11 +27,6 @@ APP_NAME = "hello"
 
 pytestmark = pytest.mark.e2e
 
-APP = {
-    "apiVersion": "bluegreen.dev/v1alpha1",
-    "kind": "BlueGreenApp",
-    "metadata": {"name": NAME, "namespace": NS, "uid": "uid-1"},
-}
 RECORD = NotificationRecord(
     event="SwitchedBack",
     time="2026-12-04T01:00:00Z",

@@ -29,22 +29,6 @@ SMOKE = {
 }
 
 
-@pytest.fixture
-def gated_operator(
-    real_node: None,
-    bluegreen_crd: None,
-    namespace: str,
-    tmp_path: Path,
-    operators: list[OperatorProcess],
-) -> OperatorProcess:
-    """The operator, sending its checks through the node ports on 127.0.0.1."""
-    args = ("--checks-via-node-port", "127.0.0.1")
-    op = OperatorProcess(namespace, tmp_path / "operator.log", args=args)
-    operators.append(op)
-    op.start()
-    return op
-
-
 def test_a_switch_back_notifies_each_kind_exactly_once(
     gated_operator: OperatorProcess, driver: Driver, namespace: str, tmp_path: Path
 ) -> None:

@@ -15,33 +15,17 @@ from typing import Any
 import pytest
 
 from bluegreen.api.models import NotificationRecord, Notifications
-from bluegreen.core.clock import format_time
 from bluegreen.runtime import metrics
 from bluegreen.runtime.notifier import Notifier
 
-from builders import NOW, R1, R2
+from builders import R2, RECORD
 from kubehelpers import wait_for
-from receiver import NAME, NS, Api, receiving
+from receiver import APP, NS, Api, receiving
 
 SECRET_PATH = "/hooks/T000/B000/s3cr3t-w3bh00k-p4th"
 TOKEN = "t0k3n-d0-n0t-l0g"
 
 
-APP = {
-    "apiVersion": "bluegreen.dev/v1alpha1",
-    "kind": "BlueGreenApp",
-    "metadata": {"name": NAME, "namespace": NS, "uid": "uid-1"},
-}
-RECORD = NotificationRecord(
-    event="SwitchedBack",
-    time=format_time(NOW),
-    message="revision r2 failed after the switch",
-    revision=R2,
-    previousRevision=R1,
-    check="smoke",
-    answer="HTTP 500: boom",
-    link="https://cd.example/shop/web",
-)
 NID = "switchedback-0123456789ab"
 
 

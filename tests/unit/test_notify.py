@@ -20,7 +20,7 @@ from bluegreen.core import notify, payloads, reasons
 from bluegreen.core.clock import format_time
 from bluegreen.runtime import reconciler
 
-from builders import NOW, R1, R2
+from builders import NOW, R1, R2, RECORD
 from fakes import APP_PATH, preview_ready_for_switch, reconcile
 
 ALL = Notifications()
@@ -177,18 +177,6 @@ def test_stuck_wakes_the_app_at_its_deadline() -> None:
     progressing = status(reasons.ROLLING_OUT, "Progressing", format_time(NOW))
     assert notify.stuck_check_after(progressing, ALL, NOW) == ALL.stuckAfterSeconds + 1.0
     assert notify.stuck_check_after(LIVE_R1, ALL, NOW) is None
-
-
-RECORD = NotificationRecord(
-    event="SwitchedBack",
-    time=format_time(NOW),
-    message="revision r2 failed after the switch",
-    revision=R2,
-    previousRevision=R1,
-    check="smoke",
-    answer="HTTP 500: boom",
-    link="https://cd.example/shop/web",
-)
 
 
 def test_cloudevent_is_structured_and_identified() -> None:

@@ -8,7 +8,7 @@ template's details) is left to it and reported as a condition.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -304,15 +304,7 @@ NotifyEvent = Literal[
     "Conflict",
     "InvalidSpec",
 ]
-NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
-    "Switched",
-    "SwitchedBack",
-    "CheckFailed",
-    "RolloutFailed",
-    "RolloutStuck",
-    "Conflict",
-    "InvalidSpec",
-)
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = get_args(NotifyEvent)
 DESTINATION_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_STUCK_AFTER_SECONDS = 7 * 24 * 3600
 
