@@ -204,3 +204,21 @@ def test_an_unknown_destination_name_is_reported() -> None:
             what="the report",
         )
         assert rx.received == []
+
+
+def test_a_destination_not_yet_started_is_sent_though_another_is_done() -> None:
+    """A replica that stopped after one destination was sent, before another began: the
+    next one sends only the other (the record's finished deliveries are not the whole)."""
+    with receiving() as rx:
+        api = Api(
+            [
+                {"name": "hook", "kind": "webhook", "url": rx.url + "/events"},
+                {"name": "chat", "kind": "slack", "url": rx.url + "/chat"},
+            ],
+            {},
+        )
+        half = {**RECORD.model_dump(), "deliveries": {"hook": {"state": "Sent", "attempts": 1}}}
+        notify(api, NotificationRecord.model_validate(half))
+        wait_for(lambda: sent(api, "chat"), timeout=10, what="the delivery to chat")
+        time.sleep(0.5)
+        assert [r.path for r in rx.received] == ["/chat"]

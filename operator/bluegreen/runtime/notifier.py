@@ -133,6 +133,7 @@ class Notifier:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._owned: set[tuple[Key, str, str]] = set()  # started by this process
+        self._settled: set[tuple[Key, str]] = set()  # every delivery final
         self._wanted: queue.Queue[tuple[Obj, dict[str, NotificationRecord], Notifications]] = (
             queue.Queue()
         )
@@ -176,40 +177,39 @@ class Notifier:
         """Queue every delivery still owed, on its destination's thread."""
         meta = app["metadata"]
         key: Key = (meta["namespace"], meta["name"])
-        owed = {
-            nid: r
-            for nid, r in records.items()
-            if any(d.state not in notify.FINAL_STATES for d in r.deliveries.values())
-            or not r.deliveries
-        }
-        if not owed:
-            return
+        with self._lock:
+            open_ = {
+                nid: r
+                for nid, r in records.items()
+                if (key, nid) not in self._settled and NONE not in r.deliveries
+            }
+        if not open_:
+            return  # the common case: every notification of the app is settled
         found = self._destinations(key[0])
         if isinstance(found, str):
-            for nid, record in owed.items():
-                self._final(app, nid, record, NONE, "Failed", 0, found, kind="none")
+            for nid, record in open_.items():
+                self._fail_once(app, nid, record, NONE, found)
             return
         config_ns, destinations, secret = found
         chosen = [
             d for d in destinations if not config.destinations or d.name in config.destinations
         ]
         missing = sorted(set(config.destinations) - {d.name for d in destinations})
-        for nid, record in owed.items():
+        for nid, record in open_.items():
             for name in missing:
-                if name not in record.deliveries:
-                    why = f"destination {name} is not in ConfigMap {config_ns}/{CONFIG_NAME}"
-                    self._final(app, nid, record, name, "Failed", 0, why, kind="none")
-            if not chosen and not missing and not record.deliveries:
+                why = f"destination {name} is not in ConfigMap {config_ns}/{CONFIG_NAME}"
+                self._fail_once(app, nid, record, name, why)
+            if not chosen and not missing:
                 why = f"ConfigMap {config_ns}/{CONFIG_NAME} lists no destination"
-                self._final(app, nid, record, NONE, "Failed", 0, why, kind="none")
-            for dest in chosen:
-                if dest.name not in notify.undelivered(record, [dest.name]):
-                    continue
-                owned = (key, nid, dest.name)
+                self._fail_once(app, nid, record, NONE, why)
+            owed = notify.undelivered(record, [d.name for d in chosen])
+            if not owed:
                 with self._lock:
-                    if owned in self._owned:
-                        continue
-                    self._owned.add(owned)
+                    self._settled.add((key, nid))
+                continue
+            for dest in chosen:
+                if dest.name not in owed or not self._own(key, nid, dest.name):
+                    continue
                 state = record.deliveries.get(dest.name)
                 if state is not None and state.state == "Sending":
                     why = UNCERTAIN
@@ -232,6 +232,23 @@ class Notifier:
                     self._final(app, nid, record, dest.name, "Failed", 0, why, kind=dest.kind)
                     continue
                 self._worker(config_ns, dest.name).put(Job(app, nid, record, dest, url, token))
+
+    def _own(self, key: Key, notification_id: str, destination: str) -> bool:
+        """Whether this call is the first of this process to take on the delivery."""
+        owned = (key, notification_id, destination)
+        with self._lock:
+            if owned in self._owned:
+                return False
+            self._owned.add(owned)
+            return True
+
+    def _fail_once(
+        self, app: Obj, notification_id: str, record: NotificationRecord, dest: str, why: str
+    ) -> None:
+        """Report a delivery that cannot be made (no ConfigMap, an unknown name)."""
+        key = (app["metadata"]["namespace"], app["metadata"]["name"])
+        if dest not in record.deliveries and self._own(key, notification_id, dest):
+            self._final(app, notification_id, record, dest, "Failed", 0, why, kind="none")
 
     def _destinations(self, namespace: str) -> tuple[str, list[Destination], dict[str, str]] | str:
         """The namespace's destinations (else the cluster default's) and the Secret's
