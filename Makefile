@@ -41,10 +41,28 @@ cluster-down: ## stop the local control plane and remove its state
 	hack/cluster.sh down
 
 .PHONY: node-binaries
-node-binaries: ## build (or reuse) the real node's binaries and images, where this host can run one
+node-binaries: ## build (or reuse) the real node's binaries and images (and Prometheus), where this host can run one
 	@if why=$$(hack/real-node.sh check-host); then \
-	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh; \
+	  hack/build-node.sh && hack/build-go-tool.sh coredns >/dev/null && hack/node-images.sh && \
+	  hack/build-go-tool.sh prometheus >/dev/null; \
 	else echo "no real node on this host ($$why): its tests will skip"; fi
+
+.PHONY: proxy
+proxy: ## build (or reuse) Traefik and copy the Gateway API CRDs from their pins, for the proxy tests on the real node
+	@if why=$$(hack/real-node.sh check-host); then hack/build-traefik.sh >/dev/null; \
+	else echo "no real node on this host ($$why): the proxy tests will skip"; fi
+
+.PHONY: gateway-api
+gateway-api: ## copy (or reuse) the Gateway API CRDs from their pin, for the install tests
+	hack/gateway-api-crds.sh >/dev/null
+
+.PHONY: edge
+edge: cluster proxy ## start Traefik on 127.0.0.1 with a Gateway (and the Gateway API CRDs) beside the local control plane
+	hack/edge.sh up
+
+.PHONY: edge-down
+edge-down: ## stop Traefik
+	hack/edge.sh down
 
 .PHONY: helm
 helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests
@@ -85,7 +103,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries image helm alertmanager ## everything, set-up included
+test: venv lint binaries argocd node-binaries gateway-api proxy image helm alertmanager ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts
@@ -101,7 +119,7 @@ bench-ours: venv binaries ## this operator alone: switch latency, scale, idle wr
 	$(PY) bench/benchmark.py $(ARGS)
 
 .PHONY: bench-traffic
-bench-traffic: venv binaries node-binaries ## switches under real traffic on a real node: tables and charts
+bench-traffic: venv binaries node-binaries proxy ## switches under real traffic on a real node: tables and charts
 	$(PY) bench/traffic.py $(ARGS)
 
 .PHONY: run

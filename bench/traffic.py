@@ -12,6 +12,12 @@ requests, else the first), how long new connections still reached the old versio
 the selector changed (kube-proxy's lag), and writes a chart
 ``<charts>/traffic-delay-<delay>.png``.
 
+Then, per delay of ``--paths-delays``: the same switch seen from four paths at once (one
+load generator each, ``--rate`` / 4 requests/s): new connections and keep-alive clients
+through kube-proxy (the NodePort) and through the proxy (Traefik, hack/edge.sh, by the
+app's HTTPRoute): requests, failures, and the switch write → the last old answer of each.
+Its chart is ``<charts>/traffic-proxy-delay-<delay>.png`` (keep-alive through the proxy).
+
 Needs root and a host that can run hack/real-node.sh (started here when it is not up).
 """
 
@@ -34,11 +40,20 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from harness import ensure_cluster, fresh_namespace  # noqa: E402
 
+import edge  # noqa: E402
 import realnode  # noqa: E402
 from driver import Driver  # noqa: E402
-from loadgen import Result, Run, per_second  # noqa: E402
+from kubehelpers import wait_for  # noqa: E402
+from loadgen import LoadGenerator, Result, Run, per_second  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
-from traffic import Outcome, Timeline, deploy_v1, switch_under_load  # noqa: E402
+from traffic import (  # noqa: E402
+    Outcome,
+    Outcomes,
+    Timeline,
+    deploy_v1,
+    switch_under_load,
+    switch_under_loads,
+)
 
 
 def save_csv(outcome: Outcome, path: Path) -> None:
@@ -240,6 +255,62 @@ def report(delay: int, outcomes: list[Outcome], charts: Path | None) -> None:
         print(f"\nchart: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 
+PATHS = (
+    "proxy, keep-alive",
+    "proxy, new connections",
+    "kube-proxy, keep-alive",
+    "kube-proxy, new connections",
+)
+
+
+def paths_run(driver: Driver, proxy: edge.Edge, delay: int, rate: float, log_dir: Path) -> Outcomes:
+    """One switch, four loads at once: both client kinds through kube-proxy and the proxy."""
+    ns = fresh_namespace(f"bench-paths-{delay}")
+    host = f"web.{ns}.gateway.test"
+    op = OperatorProcess(ns, log_dir / f"operator-paths-{delay}.log")
+    op.start()
+    try:
+        gateway = {"parentRefs": [proxy.parent_ref()], "hostnames": [host]}
+        port = deploy_v1(driver, ns, "web", gateway=gateway)
+        wait_for(lambda: proxy.answer(host) == "v1", timeout=30, what="v1 through the proxy")
+        each, seconds = rate / len(PATHS), delay + 90
+
+        def load(through_proxy: bool, keepalive: bool) -> LoadGenerator:
+            if through_proxy:
+                return LoadGenerator(
+                    "127.0.0.1", proxy.port, each, seconds, keepalive=keepalive, host_header=host
+                )
+            return LoadGenerator("127.0.0.1", port, each, seconds, keepalive=keepalive)
+
+        loads = {label: load(label.startswith("proxy"), "keep-alive" in label) for label in PATHS}
+        return switch_under_loads(driver, ns, "web", loads, delay=delay)
+    finally:
+        op.stop()
+        subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], capture_output=True)
+
+
+def paths_report(delay: int, outcome: Outcomes, charts: Path | None) -> None:
+    switched = outcome.timeline.switched
+    print(f"\n## kube-proxy and the proxy, scaleDownDelaySeconds: {delay}\n")
+    print("| path | clients | requests | failed | switch write → last v1 answer |")
+    print("|---|---|---:|---:|---:|")
+    for label in PATHS:
+        run = outcome.runs[label]
+        last = outcome.last_answer(label, "v1")
+        lag = "-" if last is None or switched is None else f"{last - switched:+.2f} s"
+        path, clients = label.split(", ")
+        print(f"| {path} | {clients} | {len(run.results)} | {len(run.failures)} | {lag} |")
+    for label in PATHS:
+        for r in outcome.runs[label].failures[:10]:
+            at = r.sent - outcome.offsets[label] - (switched or 0.0)
+            print(f"  {label}: sent {at:+.2f} s after the switch: {r.error or f'HTTP {r.status}'}")
+    if charts is not None:
+        first = outcome.runs[PATHS[0]]
+        path = charts / f"traffic-proxy-delay-{delay}.png"
+        chart(Outcome(first, outcome.timeline, "", ""), delay, path)
+        print(f"\nchart (keep-alive through the proxy): {path.relative_to(REPO)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5)
@@ -252,6 +323,11 @@ def main() -> int:
         type=int,
         default=2,
         help="runs with keep-alive clients at the first delay (no chart)",
+    )
+    parser.add_argument(
+        "--paths-delays",
+        default="30,2",
+        help="delays of the kube-proxy / proxy comparison (empty: none)",
     )
     parser.add_argument(
         "--replot", nargs=2, metavar=("CSV", "DELAY"), help="only redraw a saved run's chart"
@@ -286,6 +362,17 @@ def main() -> int:
                 ]
                 print("\n# keep-alive clients (10 connections, each kept open)")
                 report(delays[0], outcomes, None)
+            paths_delays = [int(d) for d in args.paths_delays.split(",") if d]
+            if paths_delays:
+                proxy, proxy_started = edge.up()
+                try:
+                    for delay in paths_delays:
+                        paths_report(
+                            delay, paths_run(driver, proxy, delay, args.rate, log_dir), charts
+                        )
+                finally:
+                    if proxy_started:
+                        edge.down()
     finally:
         if started:
             realnode.down()

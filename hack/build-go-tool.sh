@@ -2,6 +2,8 @@
 # Build (or reuse) a tool the tests run, from the pinned Go module in hack/tools/<name>:
 #   helm     helm.sh/helm/v4 (cmd/helm): the chart's lint, render, install and upgrade
 #   coredns  github.com/coredns/coredns: the cluster DNS of the real node's pods
+#   prometheus  github.com/prometheus/prometheus (cmd/prometheus), with the Kubernetes service
+#            discovery only: the real Prometheus of the Prometheus checks' tests
 # Every package tools.go imports is built, or, where the module is a main package of its own
 # (main.go: CoreDNS with the plugins it needs), that one. Like hack/build-control-plane.sh, into a cache
 # outside the clone keyed on the tool's go.mod, go.sum and Go files:
@@ -24,7 +26,7 @@ module_dir=${repo}/hack/tools/${name}
 LOG_PREFIX=build-go-tool
 # shellcheck source=hack/lib.sh
 . "${repo}/hack/lib.sh"
-[[ -n $name && -f ${module_dir}/go.mod ]] || die "usage: $0 helm|coredns [--print-bin-dir]"
+[[ -n $name && -f ${module_dir}/go.mod ]] || die "usage: $0 helm|coredns|prometheus [--print-bin-dir]"
 shift
 
 key=$({
@@ -44,6 +46,7 @@ modver() { (cd "$module_dir" && go list -m -f '{{.Version}}' "$1"); }
 
 # The version each tool reports, stamped as its own release build stamps it.
 ldflags="-s -w"
+tags=""
 case $name in
   helm)
     version=$(modver helm.sh/helm/v4)
@@ -54,6 +57,15 @@ case $name in
     version=$(modver github.com/coredns/coredns)
     ldflags+=" -X github.com/coredns/coredns/coremain.GitCommit=module-${version}"
     ;;
+  prometheus)
+    # v0.316.0 is Prometheus 3.16.0 (the module's versions are v0.<minor>.<patch>).
+    version=$(modver github.com/prometheus/prometheus)
+    ldflags+=" -X github.com/prometheus/common/version.Version=${version}"
+    ldflags+=" -X github.com/prometheus/common/version.Branch=module"
+    # Only the service discovery the tests use: the others (and their cloud SDKs) would be
+    # most of the build.
+    tags=remove_all_sd,enable_kubernetes_sd
+    ;;
   *) version=unknown ;;
 esac
 
@@ -62,7 +74,7 @@ start=$SECONDS
 log "building ${name} ${version} with -p ${BUILD_JOBS:-2}"
 # shellcheck disable=SC2086 # one package per word
 (cd "$module_dir" && go build -mod=readonly -trimpath -buildvcs=false -p "${BUILD_JOBS:-2}" \
-  -ldflags "$ldflags" -o "$tmp/" $packages)
+  -tags "$tags" -ldflags "$ldflags" -o "$tmp/" $packages)
 echo "${name} ${version} go $(go env GOVERSION)" >"$tmp/VERSIONS"
 finish_build
 log "built in $((SECONDS - start))s: $(cat "${bin_dir}/VERSIONS")"

@@ -397,6 +397,10 @@ cmd_down() {
   if [[ -d ${dir}/node ]]; then
     "${repo}/hack/real-node.sh" down || die "could not remove the real node; see above"
   fi
+  # the proxy in front of the node (hack/edge.sh) is a client of this API server too
+  if [[ -d ${repo}/.edge ]]; then
+    "${repo}/hack/edge.sh" down || die "could not stop the proxy; see above"
+  fi
   # reverse order: the API server's clients first, etcd last
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     name=${COMPONENTS[$i]}

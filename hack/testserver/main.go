@@ -7,6 +7,11 @@
 //	GET FAIL_PATH as / for its first FAIL_AFTER requests (default 0), then 500
 //	              "failing <VERSION>": a version that is ready but broken on a real path,
 //	              at once or once it has served a while
+//	GET /metrics  Prometheus metrics: http_requests_total{code} and the latency histogram
+//	              http_request_duration_seconds of the answers of / and FAIL_PATH
+//	PUT /fault?fraction=F  from now on, a fraction F (0 to 1, evenly spread) of the
+//	              answers of / are 500 "failing <VERSION>"; FAIL_FRACTION sets it at start
+//	              (a version whose error rate is F from its first request)
 //
 // On SIGTERM it stops accepting connections, lets in-flight requests finish and exits:
 // the plain graceful shutdown of a well-behaved app, with nothing that hides a switch
@@ -16,7 +21,7 @@
 // a Job check that fails (1) or passes (0).
 //
 // Environment: VERSION (default "unknown"), PORT (default 8080), READY_FAIL, FAIL_PATH,
-// FAIL_AFTER, EXIT_CODE.
+// FAIL_AFTER, FAIL_FRACTION, EXIT_CODE.
 package main
 
 import (
@@ -60,20 +65,47 @@ func main() {
 		w.Header().Set("X-Version", version)
 		fmt.Fprintf(w, "%s %s\n", version, host)
 	}
-	mux.HandleFunc("/", answer)
+	counts := newMetrics()
+	counted := func(handle func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			began := time.Now()
+			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+			handle(rec, r)
+			counts.observe(rec.code, time.Since(began))
+		}
+	}
+	faults := &fault{}
+	if f := os.Getenv("FAIL_FRACTION"); f != "" {
+		fraction, err := strconv.ParseFloat(f, 64)
+		if err == nil {
+			err = faults.set(fraction)
+		}
+		if err != nil {
+			log.Fatalf("FAIL_FRACTION: %v", err)
+		}
+	}
+	mux.HandleFunc("/", counted(func(w http.ResponseWriter, r *http.Request) {
+		if faults.fails() {
+			http.Error(w, "failing "+version, http.StatusInternalServerError)
+			return
+		}
+		answer(w, r)
+	}))
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) { counts.serve(w, version) })
+	mux.HandleFunc("/fault", faults.handle)
 	if failPath := os.Getenv("FAIL_PATH"); failPath != "" {
 		failAfter, err := strconv.ParseInt(envOr("FAIL_AFTER", "0"), 10, 64)
 		if err != nil {
 			log.Fatalf("FAIL_AFTER: %v", err)
 		}
 		var served atomic.Int64
-		mux.HandleFunc(failPath, func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc(failPath, counted(func(w http.ResponseWriter, r *http.Request) {
 			if served.Add(1) > failAfter {
 				http.Error(w, "failing "+version, http.StatusInternalServerError)
 				return
 			}
 			answer(w, r)
-		})
+		}))
 	}
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
@@ -97,6 +129,17 @@ func main() {
 	}
 	<-done
 	log.Printf("testserver %s stopped", version)
+}
+
+// statusRecorder remembers the status code an answer was written with, for the metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
 }
 
 func envOr(name, fallback string) string {

@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     readiness = endpoints.Readiness()
     try:
         # Workers' requests, and one long-held connection per watch.
-        watches = len(store.CHILD_KINDS) * max(1, len(args.namespace))
+        watches = len(store.WATCHED_KINDS) * max(1, len(args.namespace))
         pool_size = handlers.CONCURRENCY * 2 + watches
         kube = Kube.from_environment(pool_size=pool_size, timeout=REQUEST_SECONDS)
     except NoCredentials as err:

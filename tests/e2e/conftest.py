@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import edge as proxy
 import image as built_image
 import incluster
 import realnode
@@ -46,6 +47,22 @@ def real_node(kube_cluster: KubeCluster) -> Iterator[None]:
     yield
     if started:
         realnode.down()
+
+
+@pytest.fixture(scope="session")
+def gateway_api(kube_cluster: KubeCluster) -> None:
+    """The Gateway API CRDs installed (they stay: the proxy's tests install them too)."""
+    proxy.install_crds()
+
+
+@pytest.fixture(scope="session")
+def edge(real_node: None) -> Iterator[proxy.Edge]:
+    """The proxy (Traefik, hack/edge.sh) in front of the real node's pods, started for this
+    session (and stopped at its end) unless it was up."""
+    started_edge, started = proxy.up()
+    yield started_edge
+    if started:
+        proxy.down()
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ KINDS = {
     "Job": "batch/v1",
     "ConfigMap": "v1",
     "Secret": "v1",
+    "HTTPRoute": "gateway.networking.k8s.io/v1",  # with the Gateway API CRDs (hack/edge.sh)
     APP[1]: APP[0],
 }
 

@@ -63,13 +63,22 @@ class Run:
     def versions(self) -> Counter[str | None]:
         return Counter(r.version for r in self.results if r.ok)
 
-    def went_back(self, old: str, new: str) -> list[Result]:
-        """Requests answered by ``old`` although they were sent after some request had
-        already been answered by ``new``: traffic that moved back."""
+    def went_back(self, old: str, new: str, grace: float = 0.0) -> list[Result]:
+        """Requests answered by ``old`` although they were sent (more than ``grace`` seconds)
+        after some request had already been answered by ``new``: traffic that moved back."""
         first_new = min((r.done for r in self.results if r.ok and r.version == new), default=None)
         if first_new is None:
             return []
-        return [r for r in self.results if r.ok and r.version == old and r.sent > first_new]
+        since = first_new + grace
+        return [r for r in self.results if r.ok and r.version == old and r.sent > since]
+
+
+def _request(host: str, keepalive: bool) -> bytes:
+    """The request line and headers: after the address in ``host``, the Host header (a
+    proxy routes by it) and extra headers, a newline each (see :func:`_address`)."""
+    name, *extra = host.split("|", 1)[-1].split("\n")
+    lines = [f"Host: {name}", *extra] + ([] if keepalive else ["Connection: close"])
+    return ("GET / HTTP/1.1\r\n" + "".join(f"{h}\r\n" for h in lines) + "\r\n").encode()
 
 
 async def _one(host: str, port: int, timeout: float, t0: float, keep: list[Result]) -> None:
@@ -80,8 +89,10 @@ async def _one(host: str, port: int, timeout: float, t0: float, keep: list[Resul
     writer = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port, local_addr=(SOURCE, 0))
-            writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            reader, writer = await asyncio.open_connection(
+                _address(host), port, local_addr=(SOURCE, 0)
+            )
+            writer.write(_request(host, keepalive=False))
             await writer.drain()
             raw = await reader.read()
         head, _, body = raw.partition(b"\r\n\r\n")
@@ -139,7 +150,7 @@ async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
 ) -> tuple[int, str | None, bool]:
     """One request on an open keep-alive connection: (status, version, server closes)."""
-    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    writer.write(_request(host, keepalive=True))
     await writer.drain()
     head = (await reader.readuntil(b"\r\n\r\n")).decode(errors="replace")
     lines = head.split("\r\n")
@@ -178,7 +189,9 @@ async def _keepalive_connection(
             try:
                 async with asyncio.timeout(timeout):
                     if conn is None:
-                        conn = await asyncio.open_connection(host, port, local_addr=(SOURCE, 0))
+                        conn = await asyncio.open_connection(
+                            _address(host), port, local_addr=(SOURCE, 0)
+                        )
                     status, version, closes = await _exchange(*conn, host)
                 error = None
                 if closes:
@@ -238,13 +251,17 @@ class LoadGenerator:
         max_seconds: float = 120,
         timeout: float = 2.0,
         keepalive: bool = False,
+        host_header: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """``keepalive``: 10 clients that each keep one connection open, instead of a new
-        connection per request."""
+        connection per request. ``host_header`` (default ``host``) and ``headers``: what
+        each request says, for a proxy that routes by hostname and header."""
         if ipaddress.ip_address(host) not in LOOPBACK:
             raise ValueError(f"load goes only to 127.0.0.0/8, not to {host}")
         mode = "keepalive" if keepalive else "new"
-        self.args = [host, str(port), str(rate), str(max_seconds), str(timeout), mode]
+        said = "\n".join([host_header or host, *(f"{k}: {v}" for k, v in (headers or {}).items())])
+        self.args = [host, str(port), str(rate), str(max_seconds), str(timeout), mode, said]
         self.max_seconds, self.timeout = max_seconds, timeout
         self.run = Run()
         self._proc: subprocess.Popen[str] | None = None
@@ -281,7 +298,15 @@ class LoadGenerator:
         self.stop()
 
 
-def _child(host: str, port: str, rate: str, max_seconds: str, timeout: str, mode: str) -> None:
+def _address(host: str) -> str:
+    """Where to connect: the address the generator was given, before the Host header
+    and headers it says (``"127.0.0.1|web.test\nX-Preview: true"``)."""
+    return host.split("|", 1)[0]
+
+
+def _child(
+    host: str, port: str, rate: str, max_seconds: str, timeout: str, mode: str, said: str = ""
+) -> None:
     """The generator process: prints ``started <wall time>``, sends until SIGTERM or its
     bounds, then prints every result as one JSON list."""
     with contextlib.suppress(OSError):
@@ -290,6 +315,7 @@ def _child(host: str, port: str, rate: str, max_seconds: str, timeout: str, mode
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     run = Run()
     rate_f, seconds = float(rate), float(max_seconds)
+    host = f"{host}|{said or host}"
 
     def started(wall: float) -> None:
         print(f"started {wall}", flush=True)
@@ -331,4 +357,4 @@ def per_second(
 
 
 if __name__ == "__main__":
-    _child(*sys.argv[1:7])
+    _child(*sys.argv[1:8])

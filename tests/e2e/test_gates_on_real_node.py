@@ -18,10 +18,10 @@ from bluegreen.core.revision import revision_of
 
 from driver import Driver
 from kubehelpers import wait_for
-from loadgen import LoadGenerator, Run
+from loadgen import LoadGenerator
 from operator_process import OperatorProcess
 from realnode import template
-from traffic import deploy_v1
+from traffic import deploy_v1, describe
 
 Obj = dict[str, Any]
 
@@ -38,13 +38,6 @@ SMOKE = {
         "timeoutSeconds": 2,
     },
 }
-
-
-def describe(run: Run) -> str:
-    sample = ", ".join(f"{r.sent:.2f}s {r.status} {r.error}" for r in run.failures[:10])
-    return f"{len(run.results)} requests, {len(run.failures)} failed ({sample or '-'}), " + str(
-        dict(run.versions())
-    )
 
 
 def degraded_reason(app: Obj) -> str | None:

@@ -22,7 +22,7 @@ from image import Image
 from incluster import CHART, NAME, RELEASE, SYSTEM, kubectl, run_helm
 from kubehelpers import Sampler, wait_for
 from loadgen import LoadGenerator, Run
-from traffic import deploy_v1
+from traffic import deploy_v1, describe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator_pod_logs")]
 
@@ -67,13 +67,6 @@ def test_helm_install_runs_the_image_as_two_pods_one_leading(
 ) -> None:
     print(f"helm install to two Ready pods and a leader: {installed:.1f}s")
     incluster.running_the_image(driver, image)
-
-
-def describe(run: Run) -> str:
-    sample = ", ".join(f"{r.sent:.2f}s {r.status} {r.error}" for r in run.failures[:10])
-    return f"{len(run.results)} requests, {len(run.failures)} failed ({sample or '-'}), " + str(
-        dict(run.versions())
-    )
 
 
 def checking(driver: Driver, namespace: str) -> bool:

@@ -12,8 +12,10 @@ import pytest
 from kubernetes.dynamic.exceptions import DynamicApiError
 
 from bluegreen.api.models import KIND
+from bluegreen.core import names
 from bluegreen.kube.client import Kube
 from bluegreen.runtime import handlers, reconciler
+from bluegreen.runtime import informer as informer_module
 from bluegreen.runtime.informer import Informer, wait_synced
 from bluegreen.runtime.store import CHILD_KINDS, Store
 
@@ -219,3 +221,42 @@ def test_a_deeply_nested_app_is_refused_on_its_own_and_never_stops_the_operator(
         operator.kill()
         operator.start()
     assert "RecursionError" not in operator.tail(10_000)
+
+
+def labelled_service(name: str) -> dict[str, Any]:
+    """A Service the operator's watches select (its label), owned by no app."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": {names.LABEL_MANAGED_BY: names.MANAGER}},
+        "spec": {"ports": [{"port": 80}]},
+    }
+
+
+def test_a_listing_larger_than_a_page_is_read_whole_from_the_real_api_server(
+    driver: Driver, namespace: str, kube_cluster: KubeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lists come in pages (limit and continue): with pages of 2, the 7 labelled Services of
+    a namespace are all in the store, and the watch resumes from the listing's version."""
+    monkeypatch.setattr(informer_module, "LIST_PAGE_SIZE", 2)
+    wanted = {f"paged-{i}" for i in range(7)}
+    for name in sorted(wanted):
+        driver.create(namespace, labelled_service(name))
+    with kube_cluster.api_client() as api:
+        kube = Kube(api)
+        store = Store()
+        watcher = Informer(kube, store, "Service", namespace, handlers.OURS, lambda *_: None)
+        watcher.start()
+        try:
+            assert wait_synced([watcher], timeout=30)
+            assert kube.requests["GET"] == 4  # 2 + 2 + 2 + 1
+            held = {name for name in wanted if store.get("Service", namespace, name)}
+            assert held == wanted
+            driver.create(namespace, labelled_service("later"))
+            wait_for(
+                lambda: store.get("Service", namespace, "later"),
+                timeout=15,
+                what="the watch after the paged listing to see a new Service",
+            )
+        finally:
+            watcher.stop()

@@ -106,10 +106,11 @@ def assert_never_refused(op: OperatorProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(kube_cluster: KubeCluster, driver: Driver) -> Iterator[str]:
+def installed(kube_cluster: KubeCluster, driver: Driver, gateway_api: None) -> Iterator[str]:
     """`kubectl apply -k deploy/` for real; afterwards the namespace, the ClusterRole and
     its binding are deleted again. Not the CRD: deleting it would delete every
-    BlueGreenApp in the cluster, other tests' too."""
+    BlueGreenApp in the cluster, other tests' too. In a cluster with the Gateway API (the
+    rights on HTTPRoutes and Gateways resolve only for kinds the API server serves)."""
     # A previous run's namespace may still be terminating.
     wait_for(lambda: namespace_gone_or_active(SYSTEM), timeout=120, what=f"{SYSTEM} to go")
     applied = kubectl("apply", "-k", str(DEPLOY), "--server-side").stdout
@@ -335,6 +336,19 @@ RIGHTS = _rights(
     ("list", "ingresses.networking.k8s.io", True),
     ("watch", "ingresses.networking.k8s.io", True),
     ("patch", "ingresses.networking.k8s.io", False),
+    ("get", "httproutes.gateway.networking.k8s.io", True),
+    ("create", "httproutes.gateway.networking.k8s.io", True),
+    ("update", "httproutes.gateway.networking.k8s.io", True),
+    ("delete", "httproutes.gateway.networking.k8s.io", True),
+    ("list", "httproutes.gateway.networking.k8s.io", True),
+    ("watch", "httproutes.gateway.networking.k8s.io", True),
+    ("patch", "httproutes.gateway.networking.k8s.io", False),
+    ("update", "httproutes.gateway.networking.k8s.io/status", False),
+    ("list", "gateways.gateway.networking.k8s.io", True),
+    ("watch", "gateways.gateway.networking.k8s.io", True),
+    ("get", "gateways.gateway.networking.k8s.io", False),
+    ("create", "gateways.gateway.networking.k8s.io", False),
+    ("update", "gateways.gateway.networking.k8s.io/status", False),
     ("list", "endpointslices.discovery.k8s.io", True),
     ("watch", "endpointslices.discovery.k8s.io", True),
     ("create", "endpointslices.discovery.k8s.io", False),
@@ -386,6 +400,10 @@ CLUSTER_WIDE_RIGHTS = _rights(
     ("watch", "services", True),
     ("list", "ingresses.networking.k8s.io", True),
     ("watch", "ingresses.networking.k8s.io", True),
+    ("list", "httproutes.gateway.networking.k8s.io", True),
+    ("watch", "httproutes.gateway.networking.k8s.io", True),
+    ("list", "gateways.gateway.networking.k8s.io", True),
+    ("watch", "gateways.gateway.networking.k8s.io", True),
     ("list", "jobs.batch", True),
     ("watch", "jobs.batch", True),
     ("list", "secrets", False),
@@ -725,6 +743,26 @@ def test_a_job_check_needs_the_right_to_create_jobs(installed: str, namespace: s
     assert http.returncode == 0, http.stderr
     grant(namespace, "dev", "jobs", "create", "jobs.batch")
     allowed = apply_as("dev", namespace, APP, hello(checks=[{"name": "db", "job": job}]))
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_routes_need_the_right_to_create_and_update_httproutes(
+    installed: str, namespace: str
+) -> None:
+    """spec.gateway makes the operator write HTTPRoutes (claiming hostnames on a shared
+    Gateway): setting it needs those rights; the policy asks RBAC, so no Gateway API CRD
+    is needed for the refusal."""
+    grant(namespace, "dev", "apps", APP_EDITOR, "bluegreenapps.bluegreen.dev")
+    grant(namespace, "dev", "workloads", "create,update", "deployments.apps,services")
+    gateway = {"parentRefs": [{"name": "edge"}], "hostnames": ["web.example.com"]}
+
+    refused = apply_as("dev", namespace, APP, hello(gateway=gateway))
+    assert refused.returncode != 0
+    assert f"user dev may not create and update HTTPRoutes in namespace {namespace}" in (
+        refused.stderr
+    ), refused.stderr
+    grant(namespace, "dev", "routes", "create,update", "httproutes.gateway.networking.k8s.io")
+    allowed = apply_as("dev", namespace, APP, hello(gateway=gateway))
     assert allowed.returncode == 0, allowed.stderr
 
 

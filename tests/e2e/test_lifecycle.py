@@ -7,6 +7,7 @@ operator did, as seen through the API (children, Services' endpoints, status, Ev
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -332,19 +333,19 @@ def test_deleting_the_app_removes_its_children(
 
 # ---------------------------------------------------------------- 9. objects it does not own
 
+# A Service of the prod Service's name that is not the operator's (no label, no owner).
+SOMEONE_ELSES_SERVICE: Obj = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "hello", "labels": {"owner": "someone-else"}},
+    "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
+}
+
 
 def test_an_existing_object_with_a_childs_name_is_left_alone(
     driver: Driver, namespace: str, operator: OperatorProcess
 ) -> None:
-    theirs = driver.create(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "hello", "labels": {"owner": "someone-else"}},
-            "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]},
-        },
-    )
+    theirs = driver.create(namespace, SOMEONE_ELSES_SERVICE)
 
     driver.create_app(namespace, APP, hello())
     app = driver.wait_app(namespace, APP, phase="Degraded")
@@ -361,6 +362,25 @@ def test_an_existing_object_with_a_childs_name_is_left_alone(
     # The rest of the app is still served.
     assert driver.deployment(namespace, "hello-blue") is not None
     assert driver.selector_color(namespace, "hello-preview") == "blue"
+
+
+def test_an_app_blocked_by_someone_elses_object_heals_within_seconds_of_its_deletion(
+    driver: Driver, namespace: str, operator: OperatorProcess
+) -> None:
+    """No watch of the operator sees an object without its label go: the blocked app looks
+    again every few seconds (it healed only at the 300 s resync before)."""
+    driver.create(namespace, SOMEONE_ELSES_SERVICE)
+    driver.create_app(namespace, APP, hello())
+    driver.wait_app(namespace, APP, phase="Degraded")
+    pause(2)  # past the first passes: only a later look can see the deletion
+
+    driver.delete("Service", namespace, "hello")
+    started = time.monotonic()
+    app = driver.wait_app(namespace, APP, timeout=15, phase="Healthy")
+    print(f"healed {time.monotonic() - started:.1f}s after the delete")
+    prod = driver.get("Service", namespace, "hello")
+    assert prod is not None and prod["metadata"].get("ownerReferences"), prod
+    assert app["status"]["activeColor"] == driver.selector_color(namespace, "hello")
 
 
 # ---------------------------------------------------------------- 11. restarts

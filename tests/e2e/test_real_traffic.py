@@ -20,10 +20,16 @@ import pytest
 import loadgen
 from driver import Driver
 from kubehelpers import wait_for
-from loadgen import Run
 from operator_process import OperatorProcess
 from realnode import answer, node_port, template
-from traffic import deploy_v1, rollback_under_load, switch_under_load, unready_version_under_load
+from traffic import (
+    assert_rolled_back_instantly,
+    deploy_v1,
+    describe,
+    rollback_under_load,
+    switch_under_load,
+    unready_version_under_load,
+)
 
 Obj = dict[str, Any]
 
@@ -32,18 +38,6 @@ pytestmark = pytest.mark.e2e
 # Modest: the machine has 2 cores shared by the control plane, the node, the operator,
 # the pods and the generator itself.
 RATE = 150
-
-
-def describe(run: Run) -> str:
-    failures = run.failures
-    sample = ", ".join(
-        f"{r.sent:.2f}s (wall {run.started_wall + r.sent:.3f}) {r.status} {r.error}"
-        for r in failures[:10]
-    )
-    return (
-        f"{len(run.results)} requests, {len(failures)} failed "
-        f"(first: {sample or '-'}), versions {dict(run.versions())}"
-    )
 
 
 def test_switch_under_load_loses_no_request(
@@ -80,20 +74,8 @@ def test_rollback_within_the_delay_is_instant_and_loses_no_request(
     outcome, back = rollback_under_load(driver, namespace, "web", port, rate=RATE, delay=60)
 
     run = outcome.run
-    print(describe(run), outcome.timeline, f"back at {back}")
-    assert outcome.timeline.switched is not None, outcome.timeline
     assert back is not None, "prod never selected the old color again"
-    app = driver.wait_app(namespace, "web", timeout=30, phase="Healthy")
-    assert app["status"]["activeColor"] == outcome.old_color
-    # instant: v1's pods were never replaced, the rollback created none for it
-    old_still = {
-        p["metadata"]["uid"]
-        for p in driver.pods(
-            namespace, f"bluegreen.dev/app=web,bluegreen.dev/color={outcome.old_color}"
-        )
-    }
-    assert old_still == old_pods, (old_pods, old_still)
-    assert not run.failures, describe(run)
+    assert_rolled_back_instantly(driver, namespace, outcome, back, old_pods)
     answered_after = {r.version for r in run.results if r.sent > back + 2}
     assert answered_after == {"v1"}, describe(run)
     assert run.versions()["v2"] > 0, describe(run)

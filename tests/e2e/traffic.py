@@ -40,6 +40,19 @@ class Outcome:
     new_color: str
 
 
+def describe(run: Run) -> str:
+    """A run in one line: requests, failures (the first ten, with their wall time), versions."""
+    failures = run.failures
+    sample = ", ".join(
+        f"{r.sent:.2f}s (wall {run.started_wall + r.sent:.3f}) {r.status} {r.error}"
+        for r in failures[:10]
+    )
+    return (
+        f"{len(run.results)} requests, {len(failures)} failed "
+        f"(first: {sample or '-'}), versions {dict(run.versions())}"
+    )
+
+
 def deploy_v1(driver: Driver, namespace: str, name: str, **extra: object) -> int:
     """Create the app at v1 on the real node; wait until 127.0.0.1:<nodePort> answers v1.
     Returns the node port."""
@@ -73,6 +86,36 @@ def _active_color(driver: Driver, namespace: str, name: str) -> str:
     color = driver.selector_color(namespace, name)
     assert color is not None, f"Service {name} selects no color"
     return color
+
+
+def _release_v2(
+    driver: Driver,
+    namespace: str,
+    name: str,
+    load: LoadGenerator,
+    colors: tuple[str, str],
+    replicas: int,
+    delay: int,
+) -> Timeline:
+    """After a baseline of v1 under load, v2 promoted; its timeline until the old pods are gone."""
+    time.sleep(2)  # a baseline of v1 before anything moves
+    driver.patch_spec(
+        namespace,
+        name,
+        {"template": template("v2"), "promote": True, "scaleDownDelaySeconds": delay},
+    )
+    old, new = colors
+    return _watch(
+        driver,
+        namespace,
+        name,
+        load,
+        old,
+        new,
+        replicas,
+        done=lambda t: t.old_pods_gone is not None,
+        deadline=delay + 80,
+    )
 
 
 def _watch(
@@ -133,23 +176,7 @@ def switch_under_load(
         "127.0.0.1", port, rate=rate, max_seconds=delay + 90, keepalive=keepalive
     ).start()
     try:
-        time.sleep(2)  # a baseline of v1 before anything moves
-        driver.patch_spec(
-            namespace,
-            name,
-            {"template": template("v2"), "promote": True, "scaleDownDelaySeconds": delay},
-        )
-        tl = _watch(
-            driver,
-            namespace,
-            name,
-            load,
-            old,
-            new,
-            replicas,
-            done=lambda t: t.old_pods_gone is not None,
-            deadline=delay + 80,
-        )
+        tl = _release_v2(driver, namespace, name, load, (old, new), replicas, delay)
         time.sleep(tail)
     finally:
         run = load.stop()
@@ -157,13 +184,22 @@ def switch_under_load(
 
 
 def rollback_under_load(
-    driver: Driver, namespace: str, name: str, port: int, rate: float, delay: int = 60
+    driver: Driver,
+    namespace: str,
+    name: str,
+    port: int,
+    rate: float,
+    delay: int = 60,
+    host_header: str | None = None,
 ) -> tuple[Outcome, float | None]:
     """v2 promoted under load, then the template reverted to v1 while v1's pods still run.
-    Returns the outcome of the switch to v2 and when prod selected v1's color again."""
+    Returns the outcome of the switch to v2 and when prod selected v1's color again.
+    ``host_header``: the load's Host (through a proxy on ``port`` that routes by it)."""
     old = _active_color(driver, namespace, name)
     new = "green" if old == "blue" else "blue"
-    load = LoadGenerator("127.0.0.1", port, rate=rate, max_seconds=60).start()
+    load = LoadGenerator(
+        "127.0.0.1", port, rate=rate, max_seconds=60, host_header=host_header
+    ).start()
     back: float | None = None
     try:
         time.sleep(2)
@@ -207,3 +243,67 @@ def unready_version_under_load(
         )
         time.sleep(seconds)
     return load.run
+
+
+@dataclass
+class Outcomes:
+    """Several loads through one switch; ``timeline`` on the axis of ``runs[first]``, and
+    ``offsets[label]``: what to add to a time on that axis to place it on ``runs[label]``'s."""
+
+    runs: dict[str, Run]
+    offsets: dict[str, float]
+    timeline: Timeline
+    old_color: str
+    new_color: str
+
+    def last_answer(self, label: str, version: str) -> float | None:
+        """When (on the timeline's axis) the last request answered by ``version`` on one
+        load was sent."""
+        sent = [r.sent for r in self.runs[label].results if r.ok and r.version == version]
+        return max(sent) - self.offsets[label] if sent else None
+
+
+def switch_under_loads(
+    driver: Driver,
+    namespace: str,
+    name: str,
+    loads: dict[str, LoadGenerator],
+    delay: int,
+    replicas: int = 3,
+    tail: float = 3.0,
+) -> Outcomes:
+    """Like :func:`switch_under_load`, with several load generators running at once (say
+    the same clients through a proxy and through kube-proxy), so one switch is seen from
+    every path."""
+    old = _active_color(driver, namespace, name)
+    new = "green" if old == "blue" else "blue"
+    started = {label: load.start() for label, load in loads.items()}
+    first = next(iter(started.values()))
+    try:
+        tl = _release_v2(driver, namespace, name, first, (old, new), replicas, delay)
+        time.sleep(tail)
+    finally:
+        runs = {label: load.stop() for label, load in started.items()}
+    base = first.run.started_wall
+    offsets = {label: base - run.started_wall for label, run in runs.items()}
+    return Outcomes(runs, offsets, tl, old, new)
+
+
+def assert_rolled_back_instantly(
+    driver: Driver, namespace: str, outcome: Outcome, back: float, old_pods: set[str]
+) -> None:
+    """The app "web" rolled back at ``back``: Healthy on the old color, whose pods were never
+    replaced (the rollback created none for it), and not one request failed on the way."""
+    run = outcome.run
+    print(describe(run), outcome.timeline, f"back at {back}")
+    assert outcome.timeline.switched is not None, outcome.timeline
+    app = driver.wait_app(namespace, "web", timeout=30, phase="Healthy")
+    assert app["status"]["activeColor"] == outcome.old_color
+    old_still = {
+        p["metadata"]["uid"]
+        for p in driver.pods(
+            namespace, f"bluegreen.dev/app=web,bluegreen.dev/color={outcome.old_color}"
+        )
+    }
+    assert old_still == old_pods, (old_pods, old_still)
+    assert not run.failures, describe(run)

@@ -3,6 +3,7 @@ an app, the live children as the API server shows them, the observed states of a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, Color, No
 from bluegreen.core import desired, names, status
 from bluegreen.core.clock import format_time
 from bluegreen.core.desired import Owner
+from bluegreen.core.gates import RunKey
 from bluegreen.core.objects import Obj
 from bluegreen.core.planner import App, Observed, Plan
 from bluegreen.core.revision import revision_of
@@ -199,3 +201,28 @@ RECORD = NotificationRecord(
     answer="HTTP 500: boom",
     link="https://cd.example/shop/web",
 )
+
+
+# The gates' builders: one HTTP check, its run keys, an app checked by it, prod verified.
+SMOKE = {"name": "smoke", "http": {"path": "/api", "successThreshold": 2, "failureThreshold": 2}}
+
+
+def key(stage: str = "preview", revision: str = R2, retry: int = 0, check: str = "smoke") -> RunKey:
+    return RunKey(check, stage, revision, retry)  # type: ignore[arg-type]
+
+
+def checked(tpl: Obj = T2, **fields: Any) -> App:
+    fields.setdefault("checks", [SMOKE])
+    return app(tpl, **fields)
+
+
+def verifying(at: datetime, **extra: Any) -> Observed:
+    """green runs R2 and serves prod since ``at``; blue still holds R1."""
+    s = spec(T2)
+    obs = observed(
+        blue=deployment("blue", T1, 3),
+        green=deployment("green", T2, 3),
+        prod=service("prod", "green", s, switched(at, R1), live=T2),
+        preview=service("preview", "green", s),
+    )
+    return replace(obs, **extra)

@@ -147,3 +147,34 @@ def test_the_gated_manifest_adds_only_checks_to_the_promoted_one() -> None:
         job.job is not None
         and "$(PREVIEW_URL)/" in job.job.template["spec"]["containers"][0]["args"]
     )
+
+
+def test_the_metrics_manifest_adds_only_prometheus_checks_to_the_promoted_one() -> None:
+    metrics, promoted = load("bluegreenapp-v2-metrics.yaml"), load("bluegreenapp-v2-promoted.yaml")
+    assert differences(metrics, promoted) == {"spec.checks"}
+    spec = BlueGreenAppSpec.model_validate(metrics["spec"])
+    errors, latency = spec.checks
+    assert errors.prometheus is not None and latency.prometheus is not None
+    for check in (errors.prometheus, latency.prometheus):
+        for placeholder in ("{{namespace}}", "{{app}}", "{{color}}", "{{revision}}"):
+            assert placeholder in check.query
+        assert check.noData == "Wait"  # a new pod's first scrapes have no rate yet
+    assert 'code=~"5.."' in errors.prometheus.query and "or vector(0)" in errors.prometheus.query
+    assert "histogram_quantile(0.99" in latency.prometheus.query
+
+
+def test_the_gateway_manifest_swaps_the_ingress_for_routes_and_nothing_else() -> None:
+    routed, plain = load("bluegreenapp-v2-gateway.yaml"), load("bluegreenapp-v2.yaml")
+    changed = differences(routed, plain)
+    assert changed and all(p.startswith(("spec.ingress", "spec.gateway")) for p in changed), changed
+    spec = BlueGreenAppSpec.model_validate(routed["spec"])
+    assert spec.ingress is None and spec.gateway is not None
+    assert (spec.gateway.hostnames, spec.gateway.previewHostnames) == (
+        ["hello.example.com"],
+        ["hello-preview.example.com"],
+    )
+    assert spec.gateway.previewHeader is not None
+    assert (spec.gateway.previewHeader.name, spec.gateway.previewHeader.value) == (
+        "X-Preview",
+        "true",
+    )

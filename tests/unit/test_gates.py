@@ -4,7 +4,7 @@ the planner does with them (switch, wait, Degraded, switch back). No cluster."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pydantic
@@ -12,7 +12,7 @@ import pytest
 
 from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, CheckStatus, HttpCheck
 from bluegreen.core import gates, names, status
-from bluegreen.core.gates import RunKey, Tally, Verdict
+from bluegreen.core.gates import Tally, Verdict
 from bluegreen.core.planner import App, Observed, Plan, plan
 from bluegreen.core.revision import revision_of
 
@@ -21,13 +21,16 @@ from builders import (
     OWNER,
     R1,
     R2,
+    SMOKE,
     T1,
     T2,
     T3,
     app,
     body,
+    checked,
     deployment,
     endpoints,
+    key,
     observed,
     parts_of,
     preview_waiting,
@@ -35,19 +38,15 @@ from builders import (
     service,
     spec,
     switched,
+    verifying,
     writes,
 )
 
 Obj = dict[str, Any]
 
-SMOKE = {"name": "smoke", "http": {"path": "/api", "successThreshold": 2, "failureThreshold": 2}}
 DB = {"name": "db", "job": {"template": {"spec": {"containers": [{"name": "t", "image": "t"}]}}}}
 HTTP = HttpCheck(path="/api", successThreshold=2, failureThreshold=2)
 OK, BAD = Verdict(True, "HTTP 200: ok"), Verdict(False, "HTTP 500: oops (expected 200)")
-
-
-def key(stage: str = "preview", revision: str = R2, retry: int = 0, check: str = "smoke") -> RunKey:
-    return RunKey(check, stage, revision, retry)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ one run: fold()
@@ -117,9 +116,9 @@ def test_judge_response(http: HttpCheck, code: int, body: str, ok: bool) -> None
 
 
 def test_a_check_has_exactly_one_kind() -> None:
-    with pytest.raises(pydantic.ValidationError, match="exactly one of http and job"):
+    with pytest.raises(pydantic.ValidationError, match="exactly one of http, job and prometheus"):
         spec(checks=[{"name": "x"}])
-    with pytest.raises(pydantic.ValidationError, match="exactly one of http and job"):
+    with pytest.raises(pydantic.ValidationError, match="exactly one of http, job and prometheus"):
         spec(checks=[{"name": "x", "http": {}, "job": DB["job"]}])
 
 
@@ -255,11 +254,6 @@ def test_probes_only_for_unfinished_http_runs() -> None:
 # ------------------------------------------------------------------ the planner: before the switch
 
 
-def checked(tpl: Obj = T2, **fields: Any) -> App:
-    fields.setdefault("checks", [SMOKE])
-    return app(tpl, **fields)
-
-
 def with_checks(obs: Observed, **extra: Any) -> Observed:
     return replace(obs, **extra)
 
@@ -386,18 +380,6 @@ def test_a_foreign_job_is_never_deleted() -> None:
 
 
 # ------------------------------------------------------------------ the planner: after the switch
-
-
-def verifying(at: datetime, **extra: Any) -> Observed:
-    """green runs R2 and serves prod since ``at``; blue still holds R1."""
-    s = spec(T2)
-    obs = observed(
-        blue=deployment("blue", T1, 3),
-        green=deployment("green", T2, 3),
-        prod=service("prod", "green", s, switched(at, R1), live=T2),
-        preview=service("preview", "green", s),
-    )
-    return replace(obs, **extra)
 
 
 def test_after_the_switch_prod_is_verified_and_the_old_color_kept() -> None:

@@ -39,9 +39,19 @@ class ScriptedKube(Kube):
         super().__init__(client=None)  # type: ignore[arg-type]
         self.listings, self.watches = listings, watches
         self.watched_from: list[str] = []
+        self.pages_asked: list[tuple[int | None, str | None]] = []  # (limit, continue)
         self.done = threading.Event()
 
-    def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
+    def list_raw(
+        self,
+        kind: str,
+        namespace: str,
+        label_selector: str,
+        *,
+        limit: int | None = None,
+        continue_from: str | None = None,
+    ) -> Obj:
+        self.pages_asked.append((limit, continue_from))
         if not self.listings:
             self.done.set()
             threading.Event().wait(10)  # the test is over: park the thread
@@ -78,8 +88,52 @@ def run(kube: ScriptedKube, store: Store) -> tuple[list[tuple[str, str]], list[s
     return events, relisted
 
 
-def listing(rv: int, *items: Obj) -> Obj:
-    return {"metadata": {"resourceVersion": str(rv)}, "items": list(items)}
+def listing(rv: int, *items: Obj, more: str | None = None) -> Obj:
+    meta = {"resourceVersion": str(rv), **({"continue": more} if more else {})}
+    return {"metadata": meta, "items": list(items)}
+
+
+def test_a_listing_is_read_in_pages_and_stored_slim() -> None:
+    """A large kind is never one answer: pages of LIST_PAGE_SIZE, each read on from the
+    last one's continue token; what is stored of each item is what planning reads."""
+    store = Store()
+    heavy = {**service("web", 5), "kind": "Service"}
+    heavy["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    kube = ScriptedKube(
+        [listing(10, heavy, more="page-2"), listing(10, service("web-preview", 6))], [[]]
+    )
+    run(kube, store)
+    assert kube.pages_asked[:2] == [
+        (informer.LIST_PAGE_SIZE, None),
+        (informer.LIST_PAGE_SIZE, "page-2"),
+    ]
+    assert kube.watched_from[0] == "10"  # the listing's version
+    held = store.get("Service", NS, "web")
+    assert held is not None and "managedFields" not in held["metadata"]
+    assert store.get("Service", NS, "web-preview") is not None
+
+
+def test_a_listing_whose_continue_token_expired_starts_again_from_the_first_page() -> None:
+    store = Store()
+    expired = ApiError(410, "Expired", "The provided continue parameter is too old")
+    kube = ScriptedKube(
+        [
+            listing(10, service("web", 5), more="page-2"),
+            expired,
+            listing(20, service("web", 5), more="page-2b"),
+            listing(20, service("web-preview", 16)),
+        ],
+        [[]],
+    )
+    run(kube, store)
+    assert kube.pages_asked[:4] == [
+        (informer.LIST_PAGE_SIZE, None),
+        (informer.LIST_PAGE_SIZE, "page-2"),
+        (informer.LIST_PAGE_SIZE, None),  # again from the start, at once
+        (informer.LIST_PAGE_SIZE, "page-2b"),
+    ]
+    assert kube.watched_from[0] == "20"
+    assert store.get("Service", NS, "web-preview") is not None
 
 
 def test_events_after_the_listing_update_the_store_and_the_watch_resumes_where_it_was() -> None:
@@ -128,9 +182,9 @@ def test_a_refused_kind_is_recorded_until_it_is_granted(monkeypatch: pytest.Monk
     seen: list[str | None] = []
 
     class Recording(ScriptedKube):
-        def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
+        def list_raw(self, kind: str, namespace: str, label_selector: str, **page: Any) -> Obj:
             seen.append(store.refused("Service", NS))
-            return super().list_raw(kind, namespace, label_selector)
+            return super().list_raw(kind, namespace, label_selector, **page)
 
     kube = Recording([refused, listing(10, service("web", 5))], [[]])
     run(kube, store)
@@ -138,3 +192,40 @@ def test_a_refused_kind_is_recorded_until_it_is_granted(monkeypatch: pytest.Monk
     assert seen[1] is not None and "forbidden" in seen[1]  # recorded while refused
     assert store.refused("Service", NS) is None  # cleared once granted
     assert store.get("Service", NS, "web") is not None
+
+
+def test_a_kind_the_cluster_does_not_serve_counts_as_listed_until_its_crd_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Gateway API is optional: without its CRDs the listing of HTTPRoutes is 404. The
+    watch is then synced and listed (readiness does not wait for it), the store says the
+    kind is not served, and once the CRDs are installed the next listing serves it."""
+    monkeypatch.setattr(informer, "RETRY_AFTER_REFUSAL", 0.01)
+    store = Store()
+    absent = ApiError(404, "Not Found", "the server could not find the requested resource")
+    seen: list[bool] = []
+    listed: list[int] = []
+
+    class Recording(ScriptedKube):
+        def list_raw(self, kind: str, namespace: str, label_selector: str, **page: Any) -> Obj:
+            seen.append(store.is_served("HTTPRoute"))
+            return super().list_raw(kind, namespace, label_selector, **page)
+
+    kube = Recording([absent, absent, listing(10)], [[]])
+    watcher = Informer(
+        kube,
+        store,
+        "HTTPRoute",
+        NS,
+        "selector",
+        on_event=lambda *_: None,
+        on_listed=lambda: listed.append(1),
+    )
+    watcher.start()
+    assert watcher.synced.wait(10)
+    assert kube.done.wait(10)
+    watcher.stop()
+    assert seen == [True, False, False]  # not served while 404, asked again
+    assert store.is_served("HTTPRoute")  # served once it lists
+    assert store.refused("HTTPRoute", NS) is None  # absent is not forbidden
+    assert len(listed) == 2  # once for the 404 (readiness), once for the real listing

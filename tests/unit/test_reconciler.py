@@ -159,6 +159,51 @@ def test_a_forbidden_read_is_degraded_with_availability_unknown() -> None:
     assert conditions(api)["Degraded"]["reason"] == "Forbidden"
 
 
+ROUTES = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes"
+GATEWAY = {"parentRefs": [{"name": "edge"}], "hostnames": ["shop.example.com"]}
+
+
+def test_routes_in_a_cluster_without_the_gateway_api_degrade_the_app_and_nothing_else() -> None:
+    """No HTTPRoute resource (the informer's listing was 404): the switch still happens, no
+    route is written, and the app says what to install."""
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, gateway=GATEWAY))
+    store = api.caught_up()
+    store.served("HTTPRoute", False)
+
+    reconciler.reconcile(api, store, NS, NAME, clock)
+
+    assert prod_color(api) == "green"
+    assert not [p for m, p in api.log if p.startswith(ROUTES)]
+    assert conditions(api)["Degraded"]["reason"] == "GatewayAPIMissing"
+    assert "sigs.k8s.io/gateway-api" in api.app_status["message"]
+    assert conditions(api)["Available"]["status"] == "True"
+
+
+def test_routes_the_operator_may_not_watch_are_a_forbidden_read_for_apps_with_routes() -> None:
+    api = preview_ready_for_switch()
+    api.put_object(APP_PATH, app_body(T2, promote=True, gateway=GATEWAY))
+    store = api.caught_up()
+    store.refuse("HTTPRoute", NS, "httproutes is forbidden")
+
+    reconciler.reconcile(api, store, NS, NAME, clock)
+
+    assert conditions(api)["Degraded"]["reason"] == "Forbidden"
+    assert "httproutes is forbidden" in api.app_status["message"]
+
+
+def test_an_app_without_routes_ignores_a_refused_or_absent_httproute_kind() -> None:
+    api = preview_ready_for_switch()
+    store = api.caught_up()
+    store.refuse("HTTPRoute", NS, "httproutes is forbidden")
+    store.served("HTTPRoute", False)
+
+    reconciler.reconcile(api, store, NS, NAME, clock)
+
+    assert prod_color(api) == "green"
+    assert api.app_status["phase"] == "Healthy"
+
+
 def deeply_nested(depth: int) -> Obj:
     nested: Obj = {"leaf": 1}
     for _ in range(depth):
@@ -322,14 +367,17 @@ def test_someone_elses_object_is_learned_by_one_read_and_read_again_each_pass() 
     assert api.store.get("Service", NS, NAME) is not None
 
     api.log.clear()
-    reconcile_again(api)
+    outcome = reconcile_again(api)
+    # No watch event tells of its deletion: the app looks again soon, not at the resync.
+    assert outcome.requeue_after == reconciler.RECHECK_CONFLICT
     assert api.writes_to("POST", SERVICES) == 0
     assert api.writes_to("GET", f"{SERVICES}/{NAME}") == 1
     assert "Service" in api.app_status["message"]  # the conflict is reported
 
     del api.objects[f"{SERVICES}/{NAME}"]  # its owner removes it
     reconcile_again(api)  # the read finds it gone ...
-    reconcile_again(api)  # ... and the operator creates its own
+    healed = reconcile_again(api)  # ... and the operator creates its own
+    assert healed.requeue_after is None, healed  # no conflict: no rechecks
     assert api.objects[f"{SERVICES}/{NAME}"]["metadata"]["labels"][names.LABEL_MANAGED_BY] == (
         names.MANAGER
     )

@@ -122,3 +122,16 @@ def test_a_refused_kind_is_known_per_namespace_or_everywhere() -> None:
     store.refuse("Ingress", "other", "no")
     assert store.refused("Ingress", NS) is None
     assert store.refused("Ingress", "other") == "no"
+
+
+def test_a_gateway_is_known_missing_only_where_gateways_were_listed() -> None:
+    store = Store()
+    gateway = {"metadata": {"name": "edge", "namespace": "infra", "resourceVersion": "3"}}
+    assert not store.has_listed("Gateway", "infra")  # not listed: nothing is known
+    store.replace("Gateway", "infra", [gateway], 3)
+    assert store.has_listed("Gateway", "infra") and not store.has_listed("Gateway", "shop")
+    assert store.get("Gateway", "infra", "edge") == {"metadata": gateway["metadata"]}
+    store.replace("Gateway", "", [], 4)
+    assert store.has_listed("Gateway", "shop")  # listed in every namespace
+    store.served("Gateway", False)
+    assert not store.has_listed("Gateway", "shop")  # no such resource any more

@@ -8,6 +8,7 @@ template's details) is left to it and reported as a condition.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -215,6 +216,83 @@ class IngressSpec(_Model):
     )
 
 
+# Gateway API (sigs.k8s.io/gateway-api): HTTPRoutes `<name>` and `<name>-preview`.
+# A hostname as HTTPRoute's `spec.hostnames` takes it: a DNS name, optionally `*.` first.
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+MAX_HOSTNAMES = 16
+MAX_PARENT_REFS = 8
+
+
+class GatewayParentRef(_Model):
+    """A Gateway the routes attach to, as an HTTPRoute's `spec.parentRefs[]` (kind Gateway)."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Gateway.")
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Namespace of the Gateway; default the app's. Another namespace's Gateway "
+        "must allow routes from this one (its listeners' `allowedRoutes`).",
+    )
+    sectionName: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Listener of the Gateway to attach to; default every listener.",
+    )
+
+
+class PreviewHeader(_Model):
+    """A request header that sends a request for a prod hostname to the preview."""
+
+    name: str = Field(
+        default="X-Preview",
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$",
+        description="Header name (matched case-insensitively by the gateway).",
+    )
+    value: str = Field(
+        default="true", min_length=1, max_length=4096, description="Exact value to match."
+    )
+
+
+class GatewaySpec(_Model):
+    """HTTPRoutes `<name>` (the prod hostnames to the prod Service) and `<name>-preview`
+    (the preview hostnames to the preview Service), attached to Gateway API Gateways."""
+
+    model_config = _validated_by(
+        "!has(self.previewHostnames) || self.previewHostnames.all(h, !(h in self.hostnames))",
+        "previewHostnames must differ from hostnames",
+    )
+
+    parentRefs: list[GatewayParentRef] = Field(
+        min_length=1,
+        max_length=MAX_PARENT_REFS,
+        description="Gateways both routes attach to.",
+    )
+    hostnames: list[Annotated[str, Field(max_length=253, pattern=HOSTNAME_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_HOSTNAMES, description="Hostnames routed to prod."
+    )
+    previewHostnames: list[Annotated[str, Field(max_length=253, pattern=HOSTNAME_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=MAX_HOSTNAMES,
+        description="Hostnames routed to the preview; none: no preview route.",
+    )
+    path: str = Field(default="/", pattern=r"^/", description="Path prefix routed to the app.")
+    previewHeader: PreviewHeader | None = Field(
+        default=None,
+        description="When set, a request for a prod hostname carrying this header goes to "
+        "the preview Service: the new version tested through the real hostname before the "
+        "switch (once it is promoted, preview and prod are the same color).",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_hostnames(self) -> GatewaySpec:
+        both = sorted(set(self.hostnames) & set(self.previewHostnames))
+        if both:
+            raise ValueError(f"previewHostnames must differ from hostnames: {', '.join(both)}")
+        return self
+
+
 CHECK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_CHECK_NAME_LENGTH = 40
 MAX_CHECKS = 16
@@ -271,11 +349,95 @@ class JobCheck(_Model):
     _check_template = field_validator("template", mode="before")(_checked_template)
 
 
+# What a Prometheus check's query may name: replaced by the app's values before it is sent.
+QUERY_PLACEHOLDERS = ("app", "namespace", "color", "revision")
+# `< 0.01`, `>= 0.99`, `== 1`; several joined by `and` make a range: `>= 0 and < 0.5`.
+_NUMBER = r"[-+]?([0-9]+([.][0-9]*)?([eE][-+]?[0-9]+)?|[.][0-9]+([eE][-+]?[0-9]+)?|Inf)"
+_COMPARISON = r"(<=|>=|==|!=|<|>)\s*" + _NUMBER
+CONDITION_PATTERN = rf"^\s*{_COMPARISON}(\s+and\s+{_COMPARISON})*\s*$"
+Inconclusive = Literal["Fail", "Wait"]
+
+
+class PrometheusAuth(_Model):
+    """Credentials for the Prometheus server, from a Secret in the app's namespace. The
+    operator reads the Secret (one GET per query) only when it is named here; it needs
+    `get` on it, e.g. a Role with `resourceNames: [<secretName>]` bound to its account."""
+
+    secretName: str = Field(min_length=1, description="Secret in the app's namespace.")
+    type: Literal["Bearer", "Basic"] = Field(
+        default="Bearer",
+        description="`Bearer`: the Secret's `token` key as a bearer token; `Basic`: its "
+        "`username` and `password` keys.",
+    )
+
+
+class PrometheusCheck(_Model):
+    """A PromQL query the operator sends to a Prometheus server's HTTP API, judged by a
+    condition: on the preview's pods before the switch, on the new active color's after it."""
+
+    address: str = Field(
+        pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+        description="Base URL of the Prometheus server, e.g. `http://prometheus.monitoring:9090` "
+        "(the query goes to `<address>/api/v1/query`).",
+    )
+    auth: PrometheusAuth | None = Field(
+        default=None, description="Optional credentials from a Secret in the app's namespace."
+    )
+    query: str = Field(
+        min_length=1,
+        description="An instant PromQL query returning a scalar or a vector. `{{app}}`, "
+        "`{{namespace}}`, `{{color}}` and `{{revision}}` are replaced by the app's name and "
+        "namespace and the color and revision under test (the color the checked Service "
+        "selects), so a query can select exactly the new pods.",
+    )
+    condition: str = Field(
+        pattern=CONDITION_PATTERN,
+        description="What every returned value must satisfy to be a success: a comparison "
+        "(`< 0.01`, `>= 0.99`, `== 1`, also `!=`, `<=`, `>`), or several joined by `and` "
+        "(`>= 0 and < 0.5`). With several series, every one must satisfy it.",
+    )
+    noData: Inconclusive = Field(
+        default="Fail",
+        description="What an answer with no value is (an empty vector, or only NaN, e.g. a "
+        "rate of no requests): `Fail` counts a failure; `Wait` counts nothing (the streaks "
+        "stand, the check goes on). Never a success.",
+    )
+    onError: Inconclusive = Field(
+        default="Fail",
+        description="What a query that gets no answer is (server unreachable, timeout, an "
+        "error status, an unreadable Secret): `Fail` counts a failure; `Wait` counts "
+        "nothing. Never a success.",
+    )
+    timeoutSeconds: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="How long one query may take (also sent as its `timeout`); longer is an error.",
+    )
+    intervalSeconds: int = Field(default=10, ge=1, le=300, description="Time between queries.")
+    successThreshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive successes that pass the check."
+    )
+    failureThreshold: int = Field(
+        default=3, ge=1, le=100, description="Consecutive failures that fail the check."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        for name in re.findall(r"{{\s*([^{}]*?)\s*}}", value):
+            if name not in QUERY_PLACEHOLDERS:
+                known = ", ".join("{{" + p + "}}" for p in QUERY_PLACEHOLDERS)
+                raise ValueError(f"unknown placeholder {{{{{name}}}}} (known: {known})")
+        return value
+
+
 class Check(_Model):
-    """One gate: exactly one of `http` and `job`."""
+    """One gate: exactly one of `http`, `job` and `prometheus`."""
 
     model_config = _validated_by(
-        "has(self.http) != has(self.job)", "a check has exactly one of http and job"
+        "[has(self.http), has(self.job), has(self.prometheus)].exists_one(x, x)",
+        "a check has exactly one of http, job and prometheus",
     )
 
     name: str = Field(
@@ -286,11 +448,14 @@ class Check(_Model):
     )
     http: HttpCheck | None = Field(default=None, description="An HTTP check.")
     job: JobCheck | None = Field(default=None, description="A Job check (before the switch only).")
+    prometheus: PrometheusCheck | None = Field(
+        default=None, description="A Prometheus query check."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Check:
-        if (self.http is None) == (self.job is None):
-            raise ValueError("a check has exactly one of http and job")
+        if [self.http, self.job, self.prometheus].count(None) != 2:
+            raise ValueError("a check has exactly one of http, job and prometheus")
         return self
 
 
@@ -383,12 +548,18 @@ class BlueGreenAppSpec(_Model):
     ingress: IngressSpec | None = Field(
         default=None, description="Optional Ingresses for the prod and preview hosts."
     )
+    gateway: GatewaySpec | None = Field(
+        default=None,
+        description="Optional Gateway API HTTPRoutes for the prod and preview hostnames "
+        "(needs the Gateway API CRDs in the cluster).",
+    )
     checks: list[Check] = Field(
         default_factory=list,
         max_length=MAX_CHECKS,
         description="Gates every new revision must pass on the preview before the switch; "
-        "HTTP checks also run against prod while the previous color still runs after the "
-        "switch, and a failure then switches prod back. See the behaviour table.",
+        "HTTP and Prometheus checks also run against prod (the new active color) while the "
+        "previous color still runs after the switch, and a failure then switches prod back. "
+        "See the behaviour table.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     retryChecks: int = Field(
@@ -460,6 +631,11 @@ class CheckStatus(_Model):
     successes: int = Field(default=0, description="Consecutive successes so far.")
     failures: int = Field(default=0, description="Consecutive failures so far.")
     message: str = Field(default="", description="The last answer, e.g. `HTTP 500: ...`.")
+    value: str | None = Field(
+        default=None,
+        description="A Prometheus check's last value (the one that decided, with several "
+        "series); absent when the last query returned none.",
+    )
 
 
 DeliveryState = Literal["Sending", "Sent", "Failed", "Uncertain"]

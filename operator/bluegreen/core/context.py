@@ -7,7 +7,7 @@ is frozen, so each step is a pure function of it and returns its :class:`Decisio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bluegreen.api.models import Color
@@ -23,6 +23,7 @@ class Children:
     deployments: Mapping[Color, Obj]
     services: Mapping[names.ServiceRole, Obj]
     ingresses: Mapping[names.ServiceRole, Obj]
+    routes: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)  # HTTPRoutes
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from bluegreen.api.models import (
     VERSION,
     BlueGreenAppSpec,
     Color,
+    GatewaySpec,
     IngressSpec,
     JobCheck,
 )
@@ -166,6 +167,67 @@ def ingress(owner: Owner, role: names.ServiceRole, spec: BlueGreenAppSpec) -> Ob
         ),
         "spec": body,
     }
+
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTPROUTE_API_VERSION = f"{GATEWAY_GROUP}/v1"
+
+
+def http_route(owner: Owner, role: names.ServiceRole, spec: BlueGreenAppSpec) -> Obj:
+    """The prod or preview HTTPRoute: its hostnames and path to the matching Service's first
+    port. With ``previewHeader``, the prod route sends requests carrying the header to the
+    preview Service first (a header match outranks none for the same path in the Gateway
+    API's precedence; listed first as well)."""
+    assert spec.gateway is not None
+    gateway: GatewaySpec = spec.gateway
+    port = spec.service.ports[0].port
+    path = {"type": "PathPrefix", "value": gateway.path}
+
+    def rule(to: names.ServiceRole, headers: list[Obj] | None = None) -> Obj:
+        match: Obj = {"path": path}
+        if headers:
+            match["headers"] = headers
+        backend = {"name": names.service_name(owner.name, to), "port": port}
+        return {"matches": [match], "backendRefs": [backend]}
+
+    rules = [rule(role)]
+    if role == "prod" and gateway.previewHeader is not None:
+        header = {
+            "type": "Exact",
+            "name": gateway.previewHeader.name,
+            "value": gateway.previewHeader.value,
+        }
+        rules.insert(0, rule("preview", [header]))
+    hostnames = gateway.hostnames if role == "prod" else gateway.previewHostnames
+    return {
+        "apiVersion": HTTPROUTE_API_VERSION,
+        "kind": "HTTPRoute",
+        "metadata": _metadata(
+            owner, names.route_name(owner.name, role), names.app_labels(owner.name)
+        ),
+        "spec": {
+            "parentRefs": [parent_ref(p.model_dump(exclude_none=True)) for p in gateway.parentRefs],
+            "hostnames": list(hostnames),
+            "rules": rules,
+        },
+    }
+
+
+def parent_ref(ref: Obj) -> Obj:
+    """A parentRef as the API server defaults it (group and kind of a Gateway), so that a
+    route read back compares equal and a parent's status entry can be matched to it."""
+    return {"group": GATEWAY_GROUP, "kind": "Gateway", **ref}
+
+
+def route_roles(spec: BlueGreenAppSpec) -> tuple[names.ServiceRole, ...]:
+    """The routes ``spec.gateway`` asks for: prod, and preview when it names hostnames."""
+    if spec.gateway is None:
+        return ()
+    return ("prod", "preview") if spec.gateway.previewHostnames else ("prod",)
+
+
+def http_routes(owner: Owner, spec: BlueGreenAppSpec) -> list[Obj]:
+    return [http_route(owner, role, spec) for role in route_roles(spec)]
 
 
 def applied_hash(obj: Obj) -> str:

@@ -1,8 +1,9 @@
 """Gates: the checks a new revision must pass before the switch, and keep passing after it.
 
 Pure, like the planner that calls it: no client, no clock, no sockets. The check runner
-(:mod:`bluegreen.runtime.checker`) sends the HTTP requests and folds each answer into a
-:class:`Tally` with :func:`fold`; the Job checks are the Jobs' own conditions. From those,
+(:mod:`bluegreen.runtime.checker`) sends the HTTP requests and the Prometheus queries
+(judged in :mod:`bluegreen.core.promql`) and folds each verdict into a :class:`Tally` with
+:func:`fold`; the Job checks are the Jobs' own conditions. From those,
 :func:`evaluate` says where each check stands for one revision and whether the gate is
 open, and the planner decides: switch, wait, or (after a switch) switch back.
 
@@ -15,8 +16,10 @@ so a restarted operator neither re-runs a passed check nor forgets a failed one.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from bluegreen.api.models import (
     BlueGreenAppSpec,
@@ -26,6 +29,7 @@ from bluegreen.api.models import (
     CheckState,
     CheckStatus,
     HttpCheck,
+    PrometheusCheck,
 )
 from bluegreen.core import names
 from bluegreen.core.objects import Obj
@@ -48,36 +52,54 @@ class RunKey:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One probe's outcome: a success or not, and what was seen (``HTTP 500: oops``)."""
+    """One probe's outcome: a success or not, and what was seen (``HTTP 500: oops``).
+    ``counted``: False for an answer that is neither (a Prometheus check's no data or
+    error under ``Wait``); ``value``: a Prometheus check's deciding value."""
 
     ok: bool
     text: str
+    counted: bool = True
+    value: str | None = None
 
 
 @dataclass(frozen=True)
 class Tally:
-    """Where one run stands: its state and its current streaks."""
+    """Where one run stands: its state, its current streaks, and the last answer."""
 
     state: CheckState = "Pending"
     successes: int = 0
     failures: int = 0
     message: str = ""
+    value: str | None = None
 
 
-def fold(tally: Tally, verdict: Verdict, http: HttpCheck, stage: CheckStage) -> Tally:
+class Thresholds(Protocol):
+    """What :func:`fold` reads of a check (an HTTP or a Prometheus check)."""
+
+    @property
+    def successThreshold(self) -> int: ...
+
+    @property
+    def failureThreshold(self) -> int: ...
+
+
+def fold(tally: Tally, verdict: Verdict, check: Thresholds, stage: CheckStage) -> Tally:
     """Fold one verdict into a run. Consecutive successes pass a check before the switch;
     after it (``prod``) successes never end the run: it verifies until the rollback window
-    closes. Consecutive failures fail it at either stage. A final run stays as it is."""
+    closes. Consecutive failures fail it at either stage. A verdict not counted leaves the
+    streaks as they are (and shows). A final run stays as it is."""
     if tally.state in FINAL:
         return tally
     text = verdict.text[:MAX_ANSWER_CHARS]
+    if not verdict.counted:
+        return Tally("Running", tally.successes, tally.failures, text, verdict.value)
     if verdict.ok:
         streak = tally.successes + 1
-        passed = stage == "preview" and streak >= http.successThreshold
-        return Tally("Passed" if passed else "Running", streak, 0, text)
+        passed = stage == "preview" and streak >= check.successThreshold
+        return Tally("Passed" if passed else "Running", streak, 0, text, verdict.value)
     streak = tally.failures + 1
-    failed = streak >= http.failureThreshold
-    return Tally("Failed" if failed else "Running", 0, streak, text)
+    failed = streak >= check.failureThreshold
+    return Tally("Failed" if failed else "Running", 0, streak, text, verdict.value)
 
 
 def judge_response(http: HttpCheck, status: int, body: str) -> Verdict:
@@ -96,17 +118,51 @@ def judge_response(http: HttpCheck, status: int, body: str) -> Verdict:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A Prometheus check's query as it is sent: its placeholders filled."""
+
+    check: PrometheusCheck
+    promql: str
+
+
+@dataclass(frozen=True)
 class Probe:
-    """What the runner is asked to probe: one run of an HTTP check against one Service.
-    ``node_port`` is the Service port's node port, when it has one (an operator outside
-    the cluster may be told to probe through it)."""
+    """What the runner is asked to probe: one run of an HTTP check against one Service, or
+    (``query``) of a Prometheus check about the pods that Service selects. ``node_port`` is
+    the Service port's node port, when it has one (an operator outside the cluster may be
+    told to probe through it)."""
 
     key: RunKey
     namespace: str
     service: str
     port: int
     node_port: int | None
-    http: HttpCheck
+    http: HttpCheck | None
+    query: Query | None = None
+
+    @property
+    def check(self) -> HttpCheck | PrometheusCheck:
+        """The check's settings (timeout, interval, thresholds)."""
+        if self.http is not None:
+            return self.http
+        assert self.query is not None, "a probe is of an HTTP or a Prometheus check"
+        return self.query.check
+
+
+_PLACEHOLDER = re.compile(r"{{\s*(app|namespace|color|revision)\s*}}")
+
+
+def render_query(query: str, *, app: str, namespace: str, color: str, revision: str) -> str:
+    """The query with its placeholders replaced (the models refuse unknown ones)."""
+    values = {"app": app, "namespace": namespace, "color": color, "revision": revision}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], query)
+
+
+def selected(service: Obj | None) -> tuple[str, str] | None:
+    """The app and the color a Service of ours selects: the pods a check of it is about."""
+    selector = ((service or {}).get("spec") or {}).get("selector") or {}
+    app, color = selector.get(names.LABEL_APP), selector.get(names.LABEL_COLOR)
+    return (str(app), str(color)) if app and color else None
 
 
 def service_port(spec: BlueGreenAppSpec, wanted: int | str | None) -> int | None:
@@ -130,6 +186,12 @@ def node_port_of(service: Obj | None, port: int) -> int | None:
 
 def http_checks(spec: BlueGreenAppSpec) -> list[Check]:
     return [c for c in spec.checks if c.http is not None]
+
+
+def probed_checks(spec: BlueGreenAppSpec) -> list[Check]:
+    """The checks the runner probes (HTTP and Prometheus): before the switch, and again
+    after it, while the previous color still runs."""
+    return [c for c in spec.checks if c.http is not None or c.prometheus is not None]
 
 
 def job_checks(spec: BlueGreenAppSpec) -> list[Check]:
@@ -214,7 +276,7 @@ def evaluate(
     as the status recorded it. ``started``: the checks are due (the preview is ready, or
     the rollback window runs), so a run with no answer yet is Running, not Pending.
     Job checks run before the switch only."""
-    checks = spec.checks if stage == "preview" else http_checks(spec)
+    checks = spec.checks if stage == "preview" else probed_checks(spec)
     if not checks:
         return OPEN
     past = {_key_of(c): c for c in (recorded.checks if recorded is not None else [])}
@@ -226,7 +288,7 @@ def evaluate(
         if tally.state == "Pending" and before is not None:
             # A final state stands; an unfinished run starts again, its counts shown meanwhile.
             state = before.state if before.state in FINAL else "Pending"
-            tally = Tally(state, before.successes, before.failures, before.message)
+            tally = Tally(state, before.successes, before.failures, before.message, before.value)
         if tally.state == "Pending" and started:
             tally = replace(tally, state="Running")
         out.append(
@@ -239,6 +301,7 @@ def evaluate(
                 successes=tally.successes,
                 failures=tally.failures,
                 message=tally.message,
+                value=tally.value,
             )
         )
     return Gate(_overall([c.state for c in out]), tuple(out))
@@ -273,11 +336,27 @@ def probes(
     service: str,
     live_service: Obj | None,
 ) -> tuple[Probe, ...]:
-    """The HTTP runs still due for ``gate``, against ``service``."""
-    by_name = {c.name: c for c in http_checks(spec)}
+    """The HTTP and Prometheus runs still due for ``gate``, against ``service`` (a
+    Prometheus query about the color it selects)."""
+    by_name = {c.name: c for c in probed_checks(spec)}
     out = []
     for status in gate.unfinished():
         check = by_name.get(status.name)
+        if check is not None and check.prometheus is not None:
+            pods = selected(live_service)
+            if pods is None:
+                continue  # no Service yet: nothing says which pods the query is about
+            app, color = pods
+            promql = render_query(
+                check.prometheus.query,
+                app=app,
+                namespace=namespace,
+                color=color,
+                revision=status.revision,
+            )
+            query = Query(check.prometheus, promql)
+            out.append(Probe(_key_of(status), namespace, service, 0, None, None, query))
+            continue
         if check is None or check.http is None:
             continue
         port = service_port(spec, check.http.port)

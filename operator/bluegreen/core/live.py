@@ -55,6 +55,7 @@ def conflicts(app: App, observed: Observed) -> list[tuple[Kind, str]]:
         ("Deployment", observed.deployments),
         ("Service", observed.services),
         ("Ingress", observed.ingresses),
+        ("HTTPRoute", observed.routes),
     ]
     for kind, objs in groups:
         for obj in objs.values():
@@ -67,7 +68,12 @@ def children_of(app: App, observed: Observed) -> Children:
     def keep(objs: Mapping[Any, Obj]) -> dict[Any, Obj]:
         return {k: v for k, v in objs.items() if is_owned_by(v, app.owner)}
 
-    return Children(keep(observed.deployments), keep(observed.services), keep(observed.ingresses))
+    return Children(
+        keep(observed.deployments),
+        keep(observed.services),
+        keep(observed.ingresses),
+        keep(observed.routes),
+    )
 
 
 def find_live(app: App, ours: Children, recorded: Summary | None) -> Live:

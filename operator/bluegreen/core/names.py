@@ -61,6 +61,11 @@ def ingress_name(app: str, role: ServiceRole) -> str:
     return service_name(app, role)
 
 
+def route_name(app: str, role: ServiceRole) -> str:
+    """The HTTPRoutes are named as the Services they send to."""
+    return service_name(app, role)
+
+
 def check_job_name(app: str, digest: str) -> str:
     """``<app>-check-<digest>``: at most 63 characters (the Job controller copies the name
     into a label of its pods)."""

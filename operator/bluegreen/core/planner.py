@@ -12,7 +12,8 @@ manner of Argo Rollouts' ``rolloutBlueGreen``:
    the release of the new revision (:mod:`~bluegreen.core.release`: onto the idle color,
    behind the preview Service, ONE switch of the prod Service once it is ready).
 3. Turn the children the decision wants into writes (:mod:`~bluegreen.core.writes`),
-   leaving alone what belongs to someone else.
+   leaving alone what belongs to someone else; what the gateways say of the routes
+   corrects the status.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from bluegreen.core.live import conflicts, read_pass
 from bluegreen.core.plans import Action, App, Observed, Plan, Summary, Switch
 from bluegreen.core.release import release
 from bluegreen.core.steady import RECHECK_PROD_ENDPOINTS, steady
-from bluegreen.core.writes import child_writes, job_writes, stale_ingresses, wanted_children
+from bluegreen.core.writes import (
+    child_writes,
+    job_writes,
+    routes_verdict,
+    stale_ingresses,
+    stale_routes,
+    wanted_children,
+    with_routes,
+)
 
 __all__ = [
     "RECHECK_PROD_ENDPOINTS",
@@ -52,6 +61,13 @@ def plan(app: App, observed: Observed, now: datetime) -> Plan:
     ctx = read_pass(app, observed, now)
     decision = decide(ctx)
     actions = writes(ctx, decision)
+    verdict = routes_verdict(ctx)
+    unswitched = decision.status_unswitched
+    decision = replace(
+        decision,
+        status=with_routes(decision.status, verdict),
+        status_unswitched=None if unswitched is None else with_routes(unswitched, verdict),
+    )
     return Plan(
         tuple(actions),
         decision.status,
@@ -75,11 +91,12 @@ def writes(ctx: Pass, decision: Decision) -> list[Action]:
     app = ctx.app
     blocked = set(conflicts(app, ctx.observed))
     switching = names.service_name(app.owner.name, "prod") if decision.switches else None
-    wanted = wanted_children(app, decision)
+    wanted = wanted_children(app, ctx.observed, decision)
     actions = [
         a for a in child_writes(wanted, ctx.ours, switching) if (a.kind, a.name) not in blocked
     ]
     actions += stale_ingresses(ctx)
+    actions += stale_routes(ctx)
     actions += job_writes(app, ctx.observed, decision)
     return actions
 

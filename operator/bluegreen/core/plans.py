@@ -12,7 +12,7 @@ from bluegreen.core import gates, names
 from bluegreen.core.desired import Owner
 from bluegreen.core.objects import Obj
 
-Kind = Literal["Deployment", "Service", "Ingress", "Job"]
+Kind = Literal["Deployment", "Service", "Ingress", "HTTPRoute", "Job"]
 Verb = Literal["create", "update", "delete"]
 
 
@@ -42,6 +42,10 @@ class Observed:
     # The check runner's tallies of the HTTP check runs, and the app's check Jobs.
     check_tallies: Mapping[gates.RunKey, gates.Tally] = field(default_factory=dict)
     jobs: Sequence[Obj] = ()
+    routes: Mapping[names.ServiceRole, Obj] = field(default_factory=dict)  # HTTPRoutes
+    gateway_api: bool = True  # whether the cluster serves HTTPRoutes (their CRD is there)
+    # Parent Gateways (namespace, name) the routes name that are known not to exist.
+    missing_parents: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ CHILD_CONFLICT = "ChildConflict"
 CHILD_REJECTED = "ChildRejected"
 INVALID_SPEC = "InvalidSpec"
 FORBIDDEN = "Forbidden"
+# What the gateways say of the app's HTTPRoutes (core/routes.py).
+ROUTE_REFUSED = "RouteRefused"
+ROUTE_PENDING = "RoutePending"
+GATEWAY_API_MISSING = "GatewayAPIMissing"
 
 # The other conditions' reasons.
 ACTIVE_COLOR_AVAILABLE = "ActiveColorAvailable"

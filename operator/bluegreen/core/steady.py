@@ -36,11 +36,11 @@ def steady(ctx: Pass) -> Decision:
     """No new revision: the active color at ``replicas``; the other one drained."""
     window_end = rollback_window_end(ctx)
     keeps_previous = window_end is not None and ctx.now < window_end
-    # While the previous color still runs, the HTTP checks verify prod; a failure switches
-    # back to it. (Never onto a revision that was itself switched back.)
+    # While the previous color still runs, the HTTP and Prometheus checks verify prod; a
+    # failure switches back to it. (Never onto a revision that was itself switched back.)
     verifying = (
         keeps_previous
-        and bool(gates.http_checks(ctx.app.spec))
+        and bool(gates.probed_checks(ctx.app.spec))
         and "prod" in ctx.ours.services
         and mark_of(ctx.record) is None
     )

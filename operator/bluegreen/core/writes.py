@@ -1,11 +1,14 @@
 """Turning what the decision wants into writes: the children it wants, compared with those
 that are live, become creates and updates (each with its Event reason and sentence); the
-Ingresses no longer asked for and the check Jobs of finished runs become deletes."""
+Ingresses and HTTPRoutes no longer asked for and the check Jobs of finished runs become
+deletes. What the gateways say of the routes corrects the status (:func:`with_routes`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bluegreen.api.models import Color
-from bluegreen.core import desired, names, reasons
+from bluegreen.core import desired, names, reasons, routes
 from bluegreen.core.context import Children, Decision, Pass
 from bluegreen.core.desired import Owner
 from bluegreen.core.facts import (
@@ -16,7 +19,7 @@ from bluegreen.core.facts import (
     template_of,
 )
 from bluegreen.core.objects import Obj
-from bluegreen.core.plans import Action, App, Observed
+from bluegreen.core.plans import Action, App, Observed, Summary
 from bluegreen.core.revision import revision_of
 
 
@@ -27,8 +30,9 @@ def rescaled(owner: Owner, color: Color, dep: Obj, replicas: int) -> Obj:
     return desired.deployment(owner, color, template, rev, replicas)
 
 
-def wanted_children(app: App, decision: Decision) -> list[Obj]:
-    """Every child the decision wants: both Deployments, both Services, the Ingresses."""
+def wanted_children(app: App, observed: Observed, decision: Decision) -> list[Obj]:
+    """Every child the decision wants: both Deployments, both Services, the Ingresses, the
+    HTTPRoutes (none when the cluster does not serve them: nowhere to write them)."""
     spec = app.spec
     children: list[Obj] = [
         decision.deployments[c] for c in names.COLORS if c in decision.deployments
@@ -40,6 +44,8 @@ def wanted_children(app: App, decision: Decision) -> list[Obj]:
     )
     if spec.ingress is not None:
         children += [desired.ingress(app.owner, role, spec) for role in names.SERVICE_ROLES]
+    if observed.gateway_api:
+        children += desired.http_routes(app.owner, spec)
     return children
 
 
@@ -48,7 +54,7 @@ def child_writes(wanted: list[Obj], ours: Children, switching: str | None) -> li
     Service when this plan moves prod traffic (its write is the switch)."""
     live_by_name = {
         (obj["kind"], obj["metadata"]["name"]): obj
-        for group in (ours.deployments, ours.services, ours.ingresses)
+        for group in (ours.deployments, ours.services, ours.ingresses, ours.routes)
         for obj in group.values()
     }
     actions = []
@@ -100,6 +106,70 @@ def stale_ingresses(ctx: Pass) -> list[Action]:
         )
         for obj in ctx.ours.ingresses.values()
     ]
+
+
+def stale_routes(ctx: Pass) -> list[Action]:
+    """Delete the routes the spec no longer asks for (``spec.gateway`` removed, or the
+    preview hostnames emptied)."""
+    spec = ctx.app.spec
+    wanted = desired.route_roles(spec)
+    why = "spec.gateway was removed" if spec.gateway is None else "no previewHostnames"
+    return [
+        Action(
+            "delete",
+            "HTTPRoute",
+            obj["metadata"]["name"],
+            None,
+            reasons.DELETED,
+            f"delete HTTPRoute {obj['metadata']['name']}: {why}",
+        )
+        for role, obj in ctx.ours.routes.items()
+        if role not in wanted
+    ]
+
+
+def wanted_routes(ctx: Pass) -> list[Obj]:
+    """The live routes the spec still asks for (a route about to go has no say)."""
+    wanted = desired.route_roles(ctx.app.spec)
+    return [obj for role, obj in ctx.ours.routes.items() if role in wanted]
+
+
+def routes_verdict(ctx: Pass) -> routes.Verdict:
+    """What the gateways say of the routes the spec asks for."""
+    return routes.verdict(
+        wanted_routes(ctx),
+        wanted=ctx.app.spec.gateway is not None,
+        gateway_api=ctx.observed.gateway_api,
+        missing_parents=ctx.observed.missing_parents,
+    )
+
+
+def with_routes(summary: Summary, verdict: routes.Verdict) -> Summary:
+    """The status, corrected by what the gateways say of the routes: a refused route is
+    Degraded with the gateway's answer; one not answered yet keeps a Healthy app
+    Progressing (its hostnames may not route yet)."""
+    if verdict.missing_api:
+        return replace(
+            summary,
+            phase="Degraded",
+            reason=reasons.GATEWAY_API_MISSING,
+            message=routes.API_MISSING,
+        )
+    if verdict.refused:
+        return replace(
+            summary,
+            phase="Degraded",
+            reason=reasons.ROUTE_REFUSED,
+            message="; ".join(verdict.refused),
+        )
+    if verdict.pending and summary.phase == "Healthy":
+        return replace(
+            summary,
+            phase="Progressing",
+            reason=reasons.ROUTE_PENDING,
+            message="waiting for the gateway to accept " + "; ".join(verdict.pending),
+        )
+    return summary
 
 
 def job_writes(app: App, observed: Observed, decision: Decision) -> list[Action]:

@@ -7,6 +7,7 @@ Every function is one request plus normalisation.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -39,12 +40,15 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "Deployment": ("/apis/apps/v1", "deployments"),
     "Service": ("/api/v1", "services"),
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
+    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    "Gateway": ("/apis/gateway.networking.k8s.io/v1", "gateways"),
     "ReplicaSet": ("/apis/apps/v1", "replicasets"),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
     "Event": ("/api/v1", "events"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "Job": ("/apis/batch/v1", "jobs"),
-    # Read by name only, when a notification is sent (api/destinations.py).
+    # Read by name only, when a notification is sent (api/destinations.py), as the
+    # Secrets the checks name.
     "ConfigMap": ("/api/v1", "configmaps"),
     "Secret": ("/api/v1", "secrets"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
@@ -229,11 +233,34 @@ class Kube:
         except NotFound:
             return None
 
-    def list_raw(self, kind: str, namespace: str, label_selector: str) -> Obj:
-        """The whole list answer (its resourceVersion too), in one namespace or ("") all."""
-        return self._request(
-            "GET", self.path(kind, namespace), query={"labelSelector": label_selector}
-        )
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded (a Prometheus check's credentials), or None when it
+        does not exist. Read only for a check that names it, when the check queries: a
+        rotated Secret is used at once, and nothing of it is kept."""
+        secret = self.get("Secret", namespace, name)
+        if secret is None:
+            return None
+        raw = secret.get("data") or {}
+        return {k: base64.b64decode(v).decode(errors="replace") for k, v in raw.items()}
+
+    def list_raw(
+        self,
+        kind: str,
+        namespace: str,
+        label_selector: str,
+        *,
+        limit: int | None = None,
+        continue_from: str | None = None,
+    ) -> Obj:
+        """One list answer (its resourceVersion and, when paged, its continue token), in
+        one namespace or ("") all. ``limit``: at most that many items, the rest behind
+        ``metadata.continue``, which ``continue_from`` reads on from."""
+        query = {"labelSelector": label_selector}
+        if limit is not None:
+            query["limit"] = str(limit)
+        if continue_from:
+            query["continue"] = continue_from
+        return self._request("GET", self.path(kind, namespace), query=query)
 
     def watch_lines(
         self, kind: str, namespace: str, query: Mapping[str, str], read_timeout: float

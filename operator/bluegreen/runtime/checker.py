@@ -1,4 +1,5 @@
-"""The check runner: sends the HTTP checks' requests, off the reconcile path.
+"""The check runner: sends the HTTP checks' requests and the Prometheus checks' queries,
+off the reconcile path.
 
 A reconcile never waits for a check. It hands the runner the runs its plan wants probed
 (:meth:`Checker.want`) and reads the tallies so far (:meth:`Checker.tallies`); each run
@@ -11,6 +12,11 @@ Where a check is sent: in the cluster, to the Service's DNS name and port
 reach Services; given ``via_node_port=HOST`` (``--checks-via-node-port``) it sends each
 check to ``HOST:<the Service port's nodePort>`` instead (the Service must then be of type
 NodePort): what the tests do, with kube-proxy serving node ports on 127.0.0.1.
+
+A Prometheus check's query goes to its server's ``/api/v1/query``, bounded by its
+``timeoutSeconds`` (on the socket, and as the query's own ``timeout``); its answer is
+judged in :mod:`bluegreen.core.promql`. Credentials come from the named Secret, read
+(``read_secret``, the API client's) for each query and kept nowhere.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from __future__ import annotations
 import http.client
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit
 
-from bluegreen.core import gates
+from bluegreen.core import gates, promql
 from bluegreen.core.gates import Probe, RunKey, Tally, Verdict
 from bluegreen.core.objects import Key
 
@@ -29,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # What one probe reads of a body at most: a check looks for a substring, not a download.
 MAX_BODY_BYTES = 64 * 1024
+# What one query reads of an answer at most: a vector of a few thousand series.
+MAX_QUERY_BYTES = 4 * 1024 * 1024
+# A Secret's decoded data by (namespace, name); None when there is no such Secret.
+SecretReader = Callable[[str, str], Mapping[str, str] | None]
 
 
 def address(probe: Probe, via_node_port: str | None) -> tuple[str, int]:
@@ -45,6 +56,7 @@ def address(probe: Probe, via_node_port: str | None) -> tuple[str, int]:
 
 def send(probe: Probe, via_node_port: str | None) -> Verdict:
     """One request of a check, bounded by its timeout; any failure is an answer too."""
+    assert probe.http is not None
     timeout = probe.http.timeoutSeconds
     try:
         host, port = address(probe, via_node_port)
@@ -64,6 +76,40 @@ def send(probe: Probe, via_node_port: str | None) -> Verdict:
         conn.close()
 
 
+def query(probe: Probe, read_secret: SecretReader | None) -> Verdict:
+    """One query of a Prometheus check, bounded by its timeout; no answer is an answer too
+    (as the check's ``onError`` says: a failure, or nothing counted; never a success)."""
+    assert probe.query is not None
+    check = probe.query.check
+    timeout = check.timeoutSeconds
+    url = urlsplit(check.address)
+    headers = {"User-Agent": "bluegreen-operator-check", "Accept": "application/json"}
+    if check.auth is not None:
+        try:
+            if read_secret is None:
+                raise LookupError("this runner reads no Secrets")
+            secret = read_secret(probe.namespace, check.auth.secretName)
+            headers["Authorization"] = promql.authorization(check, secret)
+        except Exception as err:  # a refused read (Forbidden, say) is the check's error, shown
+            return promql.unanswered(check, f"no credentials: {type(err).__name__}: {err}")
+    where = f"{url.scheme}://{url.netloc}"
+    path = url.path.rstrip("/") + "/api/v1/query?"
+    path += urlencode({"query": probe.query.promql, "timeout": f"{timeout}s"})
+    kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    conn = kind(url.netloc, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        body = response.read(MAX_QUERY_BYTES).decode(errors="replace")
+        return promql.judge_answer(check, response.status, body)
+    except TimeoutError:
+        return promql.unanswered(check, f"no answer within {timeout}s from {where}")
+    except (OSError, http.client.HTTPException) as err:
+        return promql.unanswered(check, f"no answer from {where}: {type(err).__name__}: {err}")
+    finally:
+        conn.close()
+
+
 @dataclass
 class _Run:
     app: Key
@@ -73,17 +119,21 @@ class _Run:
 
 
 class Checker:
-    """The HTTP check runs of every app, each probing on its own daemon thread."""
+    """The HTTP and Prometheus check runs of every app, each on its own daemon thread."""
 
     def __init__(
         self,
         via_node_port: str | None = None,
         on_change: Callable[[Key], None] = lambda key: None,
         send: Callable[[Probe, str | None], Verdict] = send,
+        query: Callable[[Probe, SecretReader | None], Verdict] = query,
+        read_secret: SecretReader | None = None,
     ) -> None:
         self._via = via_node_port
         self._on_change = on_change
         self._send = send
+        self._query = query
+        self._read_secret = read_secret
         self._lock = threading.Lock()
         self._runs: dict[tuple[Key, RunKey], _Run] = {}
 
@@ -132,12 +182,15 @@ class Checker:
     def _probe_until_done(self, run: _Run) -> None:
         while not run.stop.is_set():
             probe = run.probe
-            answer = self._send(probe, self._via)
+            if probe.query is not None:
+                answer = self._query(probe, self._read_secret)
+            else:
+                answer = self._send(probe, self._via)
             with self._lock:
                 if run.stop.is_set():
                     return
                 before = run.tally
-                run.tally = gates.fold(before, answer, probe.http, probe.key.stage)
+                run.tally = gates.fold(before, answer, probe.check, probe.key.stage)
                 after = run.tally
             if _shows_differently(before, after, probe.key.stage):
                 self._on_change(run.app)
@@ -145,15 +198,17 @@ class Checker:
                 check, state = probe.key.check, after.state
                 log.info("%s/%s: check %s %s: %s", *run.app, check, state, after.message)
                 return
-            run.stop.wait(probe.http.intervalSeconds)
+            run.stop.wait(probe.check.intervalSeconds)
 
 
 def _shows_differently(before: Tally, after: Tally, stage: str) -> bool:
     """Whether the app's status would change: before the switch every count shows; while
-    prod is verified, only a state or a failure streak (not a success every interval)."""
+    prod is verified, only a state or a failure streak (not a success every interval), or
+    the first value."""
     if stage == "preview":
         return before != after
-    return (before.state, before.failures) != (after.state, after.failures)
+    first_value = before.value is None and after.value is not None
+    return (before.state, before.failures) != (after.state, after.failures) or first_value
 
 
 class NoChecks(Checker):

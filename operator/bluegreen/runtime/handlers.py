@@ -30,7 +30,7 @@ from bluegreen.runtime.checker import Checker
 from bluegreen.runtime.informer import Informer, wait_synced
 from bluegreen.runtime.notifier import Notifier
 from bluegreen.runtime.queue import ReconcileQueue
-from bluegreen.runtime.store import CHILD_KINDS, Store
+from bluegreen.runtime.store import CHILD_KINDS, PARENT_KINDS, Store
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ class Runtime:
         self.queue = ReconcileQueue(
             self._reconcile, concurrency=CONCURRENCY, is_outage=is_api_outage
         )
-        self.checker = Checker(checks_via_node_port, on_change=self._check_changed)
+        self.checker = Checker(
+            checks_via_node_port, on_change=self._check_changed, read_secret=self._secret
+        )
         self.notifier = Notifier(kube, notifications_namespace)
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
@@ -103,14 +105,14 @@ class Runtime:
                 self.store,
                 kind,
                 namespace,
-                OURS,
+                "" if kind in PARENT_KINDS else OURS,
                 on_event=self._from_watch_thread,
                 watch_seconds=WATCH_SECONDS,
                 on_answer=self._answered_from_watch_thread,
                 on_relisted=self._relisted_from_watch_thread,
                 on_listed=_readiness_hook(readiness, kind, namespace),
             )
-            for kind in CHILD_KINDS
+            for kind in (*CHILD_KINDS, *PARENT_KINDS)
             for namespace in namespaces or [""]
         ]
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -120,6 +122,10 @@ class Runtime:
             self.kube, self.store, *key, checker=self.checker, notifier=self.notifier
         )
         return outcome.requeue_after
+
+    def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Prometheus check's Secret, for the runner (on its thread)."""
+        return self.kube.secret_data(namespace, name)
 
     def _check_changed(self, key: Key) -> None:
         """A check's result changed (on a runner thread): wake the app on the loop."""
@@ -140,6 +146,11 @@ class Runtime:
 
     def _from_watch_thread(self, kind: str, type_: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
+        if kind in PARENT_KINDS:
+            # A Gateway came or went: any app's route may name it (from any namespace).
+            if type_ in ("ADDED", "DELETED") and self.loop is not None:
+                self.loop.call_soon_threadsafe(self.wake_all, "")
+            return
         app = (meta.get("labels") or {}).get(names.LABEL_APP)
         if app and self.loop is not None:
             key = (str(meta.get("namespace") or ""), str(app))

@@ -5,7 +5,9 @@ The official client blocks, so a thread reads the stream; each event updates the
 and then wakes the child's app through ``on_event`` (which hops to the event loop).
 
 - A listing replaces what the store held of the kind, so a watch that expired (410 Gone)
-  loses nothing: objects deleted meanwhile go.
+  loses nothing: objects deleted meanwhile go. It is read in pages (``limit`` and
+  ``continue``), each slimmed to what planning reads before the next is asked for, so no
+  answer holds a whole large kind; a continue token that expired lists again from the start.
 - Watches resume from the last resourceVersion (bookmarks keep it fresh while nothing
   changes); the API server ends each one after ``watch_seconds``, and one silent for longer
   than that sits on a dead connection and is replaced: a change goes unseen for seconds at
@@ -24,14 +26,16 @@ from collections.abc import Callable, Iterator
 
 from bluegreen.core.objects import Obj
 from bluegreen.kube.client import Kube
-from bluegreen.kube.errors import ApiError, Forbidden, Unauthorized
-from bluegreen.runtime.store import Store, resource_version
+from bluegreen.kube.errors import ApiError, Forbidden, NotFound, Unauthorized
+from bluegreen.runtime.store import Store, resource_version, slim
 
 log = logging.getLogger(__name__)
 
 OnEvent = Callable[[str, str, Obj], None]  # kind, event type, object
 
 RETRY_DELAYS = (0.5, 1.0, 2.0)
+# Items per list request: the answers client-go's reflector asks for too.
+LIST_PAGE_SIZE = 500
 RETRY_AFTER_REFUSAL = 5.0
 
 
@@ -88,12 +92,34 @@ class Informer:
                 self.synced.set()  # the apps report it; nothing to wait for
                 self._stop.wait(RETRY_AFTER_REFUSAL)
                 continue
+            except NotFound:
+                self._unserved()
+                self._stop.wait(RETRY_AFTER_REFUSAL)
+                continue
             except ApiError as err:
                 failures += 1
                 self._pause(failures, err)
             except Exception as err:  # the API server unreachable, a broken stream
                 failures += 1
                 self._pause(failures, err)
+
+    def _unserved(self) -> None:
+        """The listing was 404: the API server has no such resource (an optional kind whose
+        CRDs are not installed). Nothing to list, so the watch counts as synced and listed
+        (readiness does not wait for it); the apps that need it say so; it is tried again
+        every few seconds, so installing the CRDs later is noticed."""
+        if self.store.is_served(self.kind):
+            log.info(
+                "%s are not served by the API server (no CRD): looking again every %ss",
+                self._what,
+                RETRY_AFTER_REFUSAL,
+            )
+        self.store.served(self.kind, False)
+        self.store.refuse(self.kind, self.namespace, None)
+        first = not self.synced.is_set()
+        self.synced.set()
+        if first:
+            self.on_listed()
 
     def _pause(self, failures: int, err: Exception) -> None:
         delay = RETRY_DELAYS[min(failures - 1, len(RETRY_DELAYS) - 1)]
@@ -114,11 +140,9 @@ class Informer:
 
     def _list(self) -> str:
         """List the kind, replace what the store held of it; the listing's resourceVersion."""
-        listing = self.kube.list_raw(self.kind, self.namespace, self.label_selector)
-        self.on_answer()
+        version, items = self._list_pages()
         self.store.refuse(self.kind, self.namespace, None)
-        version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
-        items = [{**item, "kind": self.kind} for item in listing.get("items") or []]
+        self.store.served(self.kind, True)
         listed_at = resource_version({"metadata": {"resourceVersion": version}})
         self.store.replace(self.kind, self.namespace, items, listed_at)
         if self.synced.is_set():
@@ -126,6 +150,39 @@ class Informer:
         self.synced.set()
         self.on_listed()
         return version
+
+    def _list_pages(self) -> tuple[str, list[Obj]]:
+        """Every item of the kind, page by page, slimmed as it comes; the resourceVersion of
+        the listing (one snapshot: every page is read at the first one's version)."""
+        while True:
+            try:
+                return self._read_pages()
+            except ApiError as err:
+                if err.status != 410:
+                    raise
+                # The continue token expired (the listing took longer than etcd keeps its
+                # snapshot): a fresh listing, from the first page.
+                log.info("listing %s took too long (%s): listing again", self._what, err)
+
+    def _read_pages(self) -> tuple[str, list[Obj]]:
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            page = self.kube.list_raw(
+                self.kind,
+                self.namespace,
+                self.label_selector,
+                limit=LIST_PAGE_SIZE,
+                continue_from=token,
+            )
+            self.on_answer()
+            meta = page.get("metadata") or {}
+            items += [
+                slim(self.kind, {**item, "kind": self.kind}) for item in page.get("items") or []
+            ]
+            token = meta.get("continue") or None
+            if token is None:
+                return str(meta.get("resourceVersion") or ""), items
 
     def _watch_until_expired(self, version: str) -> None:
         """Follow the watch, resumed across the API server's timeouts, until the

@@ -40,6 +40,10 @@ RETRY_AFTER_CONFLICT = 0.0
 RETRY_AFTER_FORBIDDEN = 30.0
 # A spec the planner failed on fails again until it changes (which wakes the app anyway).
 RETRY_AFTER_PLAN_FAILURE = 300.0
+# An app blocked by someone else's object of a child's name looks again this often: the
+# label-selected watches never show that object's deletion, so only a read can see it go
+# (one GET per foreign object, and only for an app in conflict).
+RECHECK_CONFLICT = 5.0
 
 
 @dataclass
@@ -93,7 +97,7 @@ def reconcile(
         checker.forget((namespace, name))
         stopped = status.stopped(reason, message, generation=generation, previous=previous, now=now)
         again = written(stopped, notifications_of(body))
-        return Outcome(requeue_after=_sooner(requeue_after, again), failures=[message])
+        return Outcome(requeue_after=_earlier(requeue_after, again), failures=[message])
 
     try:
         app = parse_app(body, previous)
@@ -124,6 +128,8 @@ def reconcile(
     metrics.observe_plan(app, the_plan)
     checker.want((namespace, name), the_plan.probes)
     outcome = act(kube, store, body, the_plan)
+    if the_plan.conflicts:
+        outcome.requeue_after = _sooner(outcome.requeue_after, RECHECK_CONFLICT)
     new = status.after_pass(
         the_plan,
         outcome.done,
@@ -132,11 +138,11 @@ def reconcile(
         previous=previous,
         now=now,
     )
-    outcome.requeue_after = _sooner(outcome.requeue_after, written(new, app.spec.notifications))
+    outcome.requeue_after = _earlier(outcome.requeue_after, written(new, app.spec.notifications))
     return outcome
 
 
-def _sooner(a: float | None, b: float | None) -> float | None:
+def _earlier(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
 
 
@@ -170,6 +176,10 @@ def with_notices(
     return new.model_copy(update={"notifications": notify.recorded(previous, added)})
 
 
+def _sooner(after: float | None, limit: float) -> float:
+    return limit if after is None else min(after, limit)
+
+
 def parse_app(body: Obj, previous: BlueGreenAppStatus) -> App:
     """The app as the planner takes it; InvalidSpec names what is wrong."""
     try:
@@ -190,6 +200,7 @@ def children_of(app: str) -> list[tuple[str, str]]:
         *(("Deployment", names.deployment_name(app, c)) for c in names.COLORS),
         *(("Service", names.service_name(app, r)) for r in names.SERVICE_ROLES),
         *(("Ingress", names.ingress_name(app, r)) for r in names.SERVICE_ROLES),
+        *(("HTTPRoute", names.route_name(app, r)) for r in names.SERVICE_ROLES),
     ]
 
 
@@ -199,9 +210,9 @@ def unreadable(why: str) -> str:
 
 def refused_read(store: Store, app: App) -> str | None:
     """Why a kind the app's plan reads cannot be watched (RBAC), or None when all can."""
-    # The check Jobs matter only to an app with Job checks.
-    reads_jobs = bool(gates.job_checks(app.spec))
-    kinds = (kind for kind in CHILD_KINDS if kind != "Job" or reads_jobs)
+    # The check Jobs matter only to an app with Job checks, the routes to one with routes.
+    reads = {"Job": bool(gates.job_checks(app.spec)), "HTTPRoute": app.spec.gateway is not None}
+    kinds = (kind for kind in CHILD_KINDS if reads.get(kind, True))
     reasons = (store.refused(kind, app.owner.namespace) for kind in kinds)
     return next((reason for reason in reasons if reason is not None), None)
 
@@ -218,13 +229,31 @@ def children_from_store(store: Store, app: App) -> Observed:
     ingresses = {
         r: store.get("Ingress", ns, names.ingress_name(name, r)) for r in names.SERVICE_ROLES
     }
+    routes = {r: store.get("HTTPRoute", ns, names.route_name(name, r)) for r in names.SERVICE_ROLES}
     return Observed(
         deployments={k: v for k, v in deployments.items() if v is not None},
         services={k: v for k, v in services.items() if v is not None},
         ingresses={k: v for k, v in ingresses.items() if v is not None},
+        routes={k: v for k, v in routes.items() if v is not None},
+        gateway_api=store.is_served("HTTPRoute"),
+        missing_parents=missing_parents(store, app),
         preview_endpoints=store.endpoints_of_service(ns, names.service_name(name, "preview")),
         prod_endpoints=store.endpoints_of_service(ns, names.service_name(name, "prod")),
         replicasets=store.replicasets_of(ns, name),
+    )
+
+
+def missing_parents(store: Store, app: App) -> frozenset[tuple[str, str]]:
+    """The parent Gateways (namespace, name) of ``spec.gateway`` known not to exist: a
+    namespace whose Gateways the operator has listed holds none of that name. A Gateway
+    the operator cannot see (another namespace, no rights) is never called missing."""
+    if app.spec.gateway is None:
+        return frozenset()
+    parents = {(p.namespace or app.owner.namespace, p.name) for p in app.spec.gateway.parentRefs}
+    return frozenset(
+        (ns, name)
+        for ns, name in parents
+        if store.has_listed("Gateway", ns) and store.get("Gateway", ns, name) is None
     )
 
 

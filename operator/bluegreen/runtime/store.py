@@ -32,8 +32,21 @@ from bluegreen.core.objects import Key, Obj
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # The children the operator watches (label-selected by its managed-by label), and the app.
-CHILD_KINDS = ("Deployment", "Service", "Ingress", "EndpointSlice", "ReplicaSet", "Job")
-KINDS = (KIND, *CHILD_KINDS)
+CHILD_KINDS = (
+    "Deployment",
+    "Service",
+    "Ingress",
+    "HTTPRoute",
+    "EndpointSlice",
+    "ReplicaSet",
+    "Job",
+)
+# Watched whole (no label selector: they are not the operator's): the Gateways the routes
+# name as parents, so that a parent that does not exist is told apart from one whose
+# gateway has not answered yet.
+PARENT_KINDS = ("Gateway",)
+WATCHED_KINDS = (*CHILD_KINDS, *PARENT_KINDS)
+KINDS = (KIND, *WATCHED_KINDS)
 # How long the resourceVersion of an object the operator deleted is remembered, so that a
 # watch event from before the delete, arriving late, does not bring the object back.
 TOMBSTONE_SECONDS = 300.0
@@ -80,6 +93,8 @@ def slim(kind: str, obj: Obj) -> Obj:
             "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
             "status": {k: status[k] for k in REPLICASET_STATUS if k in status},
         }
+    if kind in PARENT_KINDS:
+        return {"metadata": {k: meta[k] for k in SLICE_FIELDS if k in meta}}
     if kind == "EndpointSlice":
         endpoints = [
             {k: ep[k] for k in ("conditions", "targetRef") if k in ep}
@@ -115,6 +130,10 @@ class Store:
         self._jobs: dict[Key, set[str]] = {}
         # Kinds the operator may not list or watch, by namespace ("" for all): the reason.
         self._refused: dict[tuple[str, str], str] = {}
+        # Kinds the API server does not serve (404 on the listing: no CRD).
+        self._unserved: set[str] = set()
+        # (kind, namespace) listed at least once ("" for all namespaces).
+        self._listed: set[tuple[str, str]] = set()
 
     # ---------------------------------------------------------------- reads
 
@@ -149,6 +168,18 @@ class Store:
         """Why the operator cannot see this kind in this namespace, if it cannot."""
         with self._lock:
             return self._refused.get((kind, namespace)) or self._refused.get((kind, ""))
+
+    def has_listed(self, kind: str, namespace: str) -> bool:
+        """Whether this kind was listed in this namespace (or in all): only then does its
+        absence from the store mean that an object does not exist."""
+        with self._lock:
+            listed = {(kind, namespace), (kind, "")} & self._listed
+            return bool(listed) and kind not in self._unserved
+
+    def is_served(self, kind: str) -> bool:
+        """False when the API server said it has no such resource (its CRD is missing)."""
+        with self._lock:
+            return kind not in self._unserved
 
     # ---------------------------------------------------------------- writes
 
@@ -203,6 +234,7 @@ class Store:
         not hold and that are older than the listing were deleted meanwhile."""
         listed = {key_of(obj) for obj in items}
         with self._lock:
+            self._listed.add((kind, namespace))
             held = self._objects[kind]
             stale = [
                 key
@@ -223,6 +255,14 @@ class Store:
                 self._refused.pop((kind, namespace), None)
             else:
                 self._refused[kind, namespace] = reason
+
+    def served(self, kind: str, served: bool) -> None:
+        """Record whether the API server serves this kind at all."""
+        with self._lock:
+            if served:
+                self._unserved.discard(kind)
+            else:
+                self._unserved.add(kind)
 
     # ---------------------------------------------------------------- internals
 
