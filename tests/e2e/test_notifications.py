@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bluegreen.api.models import NotificationRecord, Notifications
+from bluegreen.core.clock import format_time, utcnow
 from bluegreen.core.revision import revision_of
 from bluegreen.runtime.notifier import Notifier
 
@@ -29,7 +30,9 @@ pytestmark = pytest.mark.e2e
 
 RECORD = NotificationRecord(
     event="SwitchedBack",
-    time="2026-12-04T01:00:00Z",
+    # Now: the alert's endsAt is resolveAfterSeconds (1 h) after it, and Alertmanager lists
+    # no alert that has ended (a fixed time here failed the test an hour later).
+    time=format_time(utcnow()),
     message="revision r2 failed after the switch (HTTP 500: boom); switched prod back",
     revision="r2",
     previousRevision="r1",
