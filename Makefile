@@ -73,6 +73,10 @@ browser: ## Debian's chromium and chromedriver for the dashboard's browser tests
 helm: ## build (or reuse) Helm from its pinned Go module, for the chart's tests
 	hack/build-go-tool.sh helm >/dev/null
 
+.PHONY: alertmanager
+alertmanager: ## fetch (or reuse) Debian's Alertmanager at its pinned version, for the notification tests
+	hack/alertmanager.sh >/dev/null
+
 .PHONY: image
 image: ## build (or reuse) the operator's image from the Dockerfile (buildah, Debian base); size and layers
 	@if [[ $$(id -u) == 0 ]]; then hack/build-image.sh >/dev/null; \
@@ -104,7 +108,7 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: venv lint binaries argocd node-binaries gateway-api proxy image helm browser ## everything, set-up included
+test: venv lint binaries argocd node-binaries gateway-api proxy image helm browser alertmanager ## everything, set-up included
 	$(VENV)/bin/pytest
 
 .PHONY: argo-rollouts

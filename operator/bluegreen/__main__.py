@@ -86,6 +86,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="send HTTP checks to HOST:<the Service's nodePort> instead of the Service's "
         "DNS name (for an operator outside the cluster; $BLUEGREEN_CHECKS_VIA_NODE_PORT)",
     )
+    parser.add_argument(
+        "--notifications-namespace",
+        metavar="NAMESPACE",
+        default=os.environ.get("POD_NAMESPACE") or None,
+        help="where the cluster-wide default ConfigMap bluegreen-notifications (and its "
+        "Secret) lives, for namespaces without one (default: $POD_NAMESPACE, else none)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -253,6 +260,7 @@ def run_operator(kube: Kube, args: argparse.Namespace, readiness: endpoints.Read
             namespaces=list(args.namespace),
             readiness=readiness,
             checks_via_node_port=args.checks_via_node_port,
+            notifications_namespace=args.notifications_namespace,
         ),
     )
 

@@ -121,6 +121,22 @@ def operator(
     return op
 
 
+@pytest.fixture
+def gated_operator(
+    real_node: None,
+    bluegreen_crd: None,
+    namespace: str,
+    tmp_path: Path,
+    operators: list[OperatorProcess],
+) -> OperatorProcess:
+    """The operator, sending its checks through the node ports on 127.0.0.1."""
+    args = ("--checks-via-node-port", "127.0.0.1")
+    op = OperatorProcess(namespace, tmp_path / "operator.log", args=args)
+    operators.append(op)
+    op.start()
+    return op
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield

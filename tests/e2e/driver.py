@@ -33,6 +33,8 @@ KINDS = {
     "Lease": "coordination.k8s.io/v1",
     "Rollout": "argoproj.io/v1alpha1",  # Argo Rollouts', for the side-by-side benchmark
     "Job": "batch/v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",  # with the Gateway API CRDs (hack/edge.sh)
     APP[1]: APP[0],
 }

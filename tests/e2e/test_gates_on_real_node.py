@@ -10,7 +10,6 @@ test_real_traffic.py. The broken versions are the test server with FAIL_PATH (re
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,22 +38,6 @@ SMOKE = {
         "timeoutSeconds": 2,
     },
 }
-
-
-@pytest.fixture
-def gated_operator(
-    real_node: None,
-    bluegreen_crd: None,
-    namespace: str,
-    tmp_path: Path,
-    operators: list[OperatorProcess],
-) -> OperatorProcess:
-    """The operator, sending its checks through the node ports on 127.0.0.1."""
-    args = ("--checks-via-node-port", "127.0.0.1")
-    op = OperatorProcess(namespace, tmp_path / "operator.log", args=args)
-    operators.append(op)
-    op.start()
-    return op
 
 
 def degraded_reason(app: Obj) -> str | None:

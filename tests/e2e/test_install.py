@@ -78,10 +78,12 @@ def service_account_kubeconfig(cluster: KubeCluster, namespace: str, path: Path)
 
 
 def can_i(verb: str, resource: str, namespace: str | None, user: str) -> bool:
-    """`kubectl auth can-i` as the user (impersonated by the admin); None: all namespaces."""
+    """`kubectl auth can-i` as the user (impersonated by the admin); None: all namespaces.
+    ``resource`` may name a subresource (``x/status``) or one object (``secrets@name``)."""
     where = ["--all-namespaces"] if namespace is None else ["-n", namespace]
     resource, _, sub = resource.partition("/")
     subresource = [f"--subresource={sub}"] if sub else []
+    resource = resource.replace("@", "/")
     result = kubectl(
         "auth", "can-i", verb, resource, *subresource, *where, f"--as={user}", check=False
     )
@@ -366,6 +368,12 @@ RIGHTS = _rights(
     ("watch", "secrets", False),
     ("get", "configmaps", False),
     ("create", "configmaps", False),
+    # Notifications: the one ConfigMap and the one Secret named bluegreen-notifications.
+    ("get", "configmaps@bluegreen-notifications", True),
+    ("get", "secrets@bluegreen-notifications", True),
+    ("update", "secrets@bluegreen-notifications", False),
+    ("get", "secrets@default-token", False),
+    ("get", "configmaps@kube-root-ca.crt", False),
     ("get", "pods", False),
     ("list", "pods", False),
     ("create", "pods/exec", False),

@@ -7,8 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, Color
+from bluegreen.api.models import BlueGreenAppSpec, BlueGreenAppStatus, Color, NotificationRecord
 from bluegreen.core import desired, names, status
+from bluegreen.core.clock import format_time
 from bluegreen.core.desired import Owner
 from bluegreen.core.gates import RunKey
 from bluegreen.core.objects import Obj
@@ -187,6 +188,19 @@ def parts_of(obs: Observed) -> dict[str, Any]:
         "preview": obs.services.get("preview"),
         "eps": list(obs.preview_endpoints),
     }
+
+
+# A notification as a pass records it (a switch back naming its check and answer).
+RECORD = NotificationRecord(
+    event="SwitchedBack",
+    time=format_time(NOW),
+    message="revision r2 failed after the switch",
+    revision=R2,
+    previousRevision=R1,
+    check="smoke",
+    answer="HTTP 500: boom",
+    link="https://cd.example/shop/web",
+)
 
 
 # The gates' builders: one HTTP check, its run keys, an app checked by it, prod verified.

@@ -57,4 +57,8 @@ rules:
   - apiGroups: [""]
     resources: ["events"]
     verbs: ["create"]
+  - apiGroups: [""]
+    resources: ["configmaps", "secrets"]
+    resourceNames: ["bluegreen-notifications"]
+    verbs: ["get"]
 {{- end }}

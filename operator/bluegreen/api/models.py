@@ -9,7 +9,7 @@ template's details) is left to it and reported as a condition.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -459,6 +459,56 @@ class Check(_Model):
         return self
 
 
+# What an app can be notified of (spec.notifications.events); docs/notifications.md.
+NotifyEvent = Literal[
+    "Switched",
+    "SwitchedBack",
+    "CheckFailed",
+    "RolloutFailed",
+    "RolloutStuck",
+    "Conflict",
+    "InvalidSpec",
+]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = get_args(NotifyEvent)
+DESTINATION_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_STUCK_AFTER_SECONDS = 7 * 24 * 3600
+
+
+class Notifications(_Model):
+    """Who hears of this app's releases: which events, to which destinations (named in the
+    `bluegreen-notifications` ConfigMap of the app's namespace, else in the cluster
+    default's), with a link. See docs/notifications.md."""
+
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS),
+        min_length=1,
+        description="What to notify: `Switched` (prod moved to a new revision), "
+        "`SwitchedBack` (a check failed after the switch and prod went back), `CheckFailed` "
+        "(a check failed on the preview), `RolloutFailed` (a Deployment passed its progress "
+        "deadline or its pods cannot be created), `RolloutStuck` (Progressing for longer "
+        "than `stuckAfterSeconds`), `Conflict` (a child's name is taken), `InvalidSpec`. "
+        "Default: all.",
+    )
+    destinations: list[Annotated[str, Field(pattern=DESTINATION_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        description="Names of destinations in the `bluegreen-notifications` ConfigMap "
+        "(the namespace's, or the cluster default's when the namespace has none). Empty: "
+        "every destination there.",
+    )
+    link: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="A link sent with each notification, e.g. to a dashboard or Argo CD; "
+        "`{namespace}`, `{name}`, `{revision}` and `{event}` are replaced.",
+    )
+    stuckAfterSeconds: int = Field(
+        default=1800,
+        ge=60,
+        le=MAX_STUCK_AFTER_SECONDS,
+        description="`RolloutStuck` is sent once a release has been Progressing this long.",
+    )
+
+
 class BlueGreenAppSpec(_Model):
     """What the user declares: one app, deployed blue/green."""
 
@@ -517,6 +567,12 @@ class BlueGreenAppSpec(_Model):
         ge=0,
         description="Change it (e.g. add 1) to run the checks of the current revision again: "
         "after a failed check, or to allow a revision that was switched back to be promoted.",
+    )
+
+    notifications: Notifications | None = Field(
+        default=None,
+        description="Notifications of this app's switches, switch backs, failed checks and "
+        "stuck rollouts to webhooks, Slack, Teams or Alertmanager; unset: none.",
     )
 
     _check_template = field_validator("template", mode="before")(_checked_template)
@@ -582,6 +638,40 @@ class CheckStatus(_Model):
     )
 
 
+DeliveryState = Literal["Sending", "Sent", "Failed", "Uncertain"]
+
+
+class Delivery(_Model):
+    """One notification to one destination."""
+
+    state: DeliveryState = Field(
+        description="`Sending` (under way), `Sent`, `Failed` (retries ran out), `Uncertain` "
+        "(the replica sending it stopped mid-request: not sent again, to send no duplicate)."
+    )
+    attempts: int = Field(default=0, description="Requests made.")
+    time: str | None = Field(default=None, description="When the state was reached (RFC 3339).")
+    error: str | None = Field(default=None, description="The last failure (never a secret).")
+
+
+class NotificationRecord(_Model):
+    """A notification the operator owes or sent: the record that makes it once per event,
+    across restarts and leader changes."""
+
+    event: NotifyEvent = Field(description="What happened.")
+    time: str = Field(description="When the operator saw it (RFC 3339).")
+    message: str = Field(default="", description="What the notification says.")
+    revision: str | None = Field(default=None, description="The revision it is about.")
+    previousRevision: str | None = Field(
+        default=None, description="The revision prod served before (a switch, a switch back)."
+    )
+    check: str | None = Field(default=None, description="The failing check.")
+    answer: str | None = Field(default=None, description="The failing check's last answer.")
+    link: str | None = Field(default=None, description="The link sent with it.")
+    deliveries: dict[str, Delivery] = Field(
+        default_factory=dict, description="Each destination's delivery, by destination name."
+    )
+
+
 class BlueGreenAppStatus(_Model):
     """What the operator reports. It writes nothing else on the BlueGreenApp."""
 
@@ -632,4 +722,8 @@ class BlueGreenAppStatus(_Model):
     )
     conditions: list[Condition] = Field(
         default_factory=list, description="Available, Progressing and Degraded."
+    )
+    notifications: dict[str, NotificationRecord] = Field(
+        default_factory=dict,
+        description="The latest notifications (at most 16) by id, each with its deliveries.",
     )

@@ -36,3 +36,7 @@ UPDATED = "Updated"
 DELETED = "Deleted"
 # The Warning Event posted with a switch whose scale-down delay is short.
 SHORT_SCALE_DOWN_DELAY = "ShortScaleDownDelay"
+# The Events of notifications (docs/notifications.md).
+NOTIFIED = "Notified"
+NOTIFICATION_FAILED = "NotificationFailed"
+NOTIFICATION_UNCERTAIN = "NotificationUncertain"

@@ -47,6 +47,9 @@ _BASES: Mapping[str, tuple[str, str]] = {
     "Event": ("/api/v1", "events"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "Job": ("/apis/batch/v1", "jobs"),
+    # Read by name only, when a notification is sent (api/destinations.py), as the
+    # Secrets the checks name.
+    "ConfigMap": ("/api/v1", "configmaps"),
     "Secret": ("/api/v1", "secrets"),
     KIND: (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }

@@ -28,6 +28,7 @@ from bluegreen.kube.errors import Outage
 from bluegreen.runtime import endpoints, reconciler
 from bluegreen.runtime.checker import Checker
 from bluegreen.runtime.informer import Informer, wait_synced
+from bluegreen.runtime.notifier import Notifier
 from bluegreen.runtime.queue import ReconcileQueue
 from bluegreen.runtime.store import CHILD_KINDS, PARENT_KINDS, Store
 
@@ -84,6 +85,7 @@ class Runtime:
         namespaces: list[str] | None = None,
         readiness: endpoints.Readiness | None = None,
         checks_via_node_port: str | None = None,
+        notifications_namespace: str | None = None,
     ) -> None:
         self.kube = kube
         self.store = Store()
@@ -93,6 +95,7 @@ class Runtime:
         self.checker = Checker(
             checks_via_node_port, on_change=self._check_changed, read_secret=self._secret
         )
+        self.notifier = Notifier(kube, notifications_namespace)
         self.apps: set[Key] = set()
         self.generations: dict[Key, int] = {}
         self.settled: set[Key] = set()  # Healthy at their latest generation, when last seen
@@ -115,7 +118,10 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _reconcile(self, key: Key) -> float | None:
-        return reconciler.reconcile(self.kube, self.store, *key, checker=self.checker).requeue_after
+        outcome = reconciler.reconcile(
+            self.kube, self.store, *key, checker=self.checker, notifier=self.notifier
+        )
+        return outcome.requeue_after
 
     def _secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Prometheus check's Secret, for the runner (on its thread)."""
@@ -229,7 +235,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         # Kopf starts watching the apps only after this handler; not ready before it listed.
         for namespace in memo.namespaces or [""]:
             readiness.watch_started(f"{PLURAL} in {namespace or 'all namespaces'}")
-    runtime = Runtime(memo.kube, list(memo.namespaces), readiness, memo.get("checks_via_node_port"))
+    runtime = Runtime(
+        memo.kube,
+        list(memo.namespaces),
+        readiness,
+        memo.get("checks_via_node_port"),
+        memo.get("notifications_namespace"),
+    )
     memo.runtime = runtime
     # Kopf watches the apps only once this returns: their first passes find the store full.
     await runtime.start_watching_children()
@@ -244,6 +256,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.get_running_loop().run_in_executor(None, memo.kube.flush_events, EVENTS_SECONDS)
     memo.runtime.stop_watching_children()
     memo.runtime.checker.stop_all()
+    memo.runtime.notifier.stop_all()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -157,6 +157,19 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=r,
         )
+        self.notifications = prometheus_client.Counter(
+            "bluegreen_notifications",
+            "Notifications by destination kind and outcome (sent, failed: retries ran out, "
+            "uncertain: a replica stopped mid-request)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.notification_requests = prometheus_client.Counter(
+            "bluegreen_notification_requests",
+            "Requests to notification destinations by kind and result (ok, error)",
+            ["kind", "result"],
+            registry=r,
+        )
         r.register(_Collector(self))
         prometheus_client.ProcessCollector(registry=r)
 
@@ -322,3 +335,11 @@ def observe_status(body: dict[str, Any], new: BlueGreenAppStatus) -> None:
 
 def forget_app(namespace: str, name: str) -> None:
     _current.app_gone((namespace, name))
+
+
+def observe_notification(kind: str, outcome: str) -> None:
+    _current.notifications.labels(kind, outcome).inc()
+
+
+def observe_notification_request(kind: str, result: str) -> None:
+    _current.notification_requests.labels(kind, result).inc()

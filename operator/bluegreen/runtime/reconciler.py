@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import pydantic
 
-from bluegreen.api.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus
-from bluegreen.core import gates, names, planner, reasons, status
+from bluegreen.api.models import KIND, BlueGreenAppSpec, BlueGreenAppStatus, Notifications
+from bluegreen.core import gates, names, notify, planner, reasons, status
 from bluegreen.core.clock import utcnow
 from bluegreen.core.desired import Owner
 from bluegreen.core.objects import Obj
@@ -26,6 +27,7 @@ from bluegreen.kube.client import Kube
 from bluegreen.kube.errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from bluegreen.runtime import metrics
 from bluegreen.runtime.checker import Checker, NoChecks
+from bluegreen.runtime.notifier import Notifier
 from bluegreen.runtime.store import CHILD_KINDS, Store
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ def reconcile(
     name: str,
     clock: Clock = utcnow,
     checker: Checker | None = None,
+    notifier: Notifier | None = None,
 ) -> Outcome:
     """One pass over one app. Whatever one app holds, the pass ends in a status that says
     what happened: no content of one object may stop the operator or wedge its app.
@@ -80,11 +83,21 @@ def reconcile(
     previous = status.recorded(body.get("status"))
     now = clock()
 
+    def written(new: BlueGreenAppStatus, config: Notifications | None) -> float | None:
+        """Write the status with the notifications it owes; when to look again for them."""
+        new = with_notices(body, previous, new, config, now)
+        _write_status(kube, store, body, new)
+        if config is None:
+            return None
+        if notifier is not None:
+            notifier.want(body, new.notifications, config)
+        return notify.stuck_check_after(new, config, now)
+
     def stop(reason: str, message: str, requeue_after: float | None = None) -> Outcome:
         checker.forget((namespace, name))
         stopped = status.stopped(reason, message, generation=generation, previous=previous, now=now)
-        _write_status(kube, store, body, stopped)
-        return Outcome(requeue_after=requeue_after, failures=[message])
+        again = written(stopped, notifications_of(body))
+        return Outcome(requeue_after=_earlier(requeue_after, again), failures=[message])
 
     try:
         app = parse_app(body, previous)
@@ -125,8 +138,42 @@ def reconcile(
         previous=previous,
         now=now,
     )
-    _write_status(kube, store, body, new)
+    outcome.requeue_after = _earlier(outcome.requeue_after, written(new, app.spec.notifications))
     return outcome
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def notifications_of(body: Obj) -> Notifications | None:
+    """``spec.notifications`` read on its own: an app whose spec is invalid elsewhere is
+    still notified of it."""
+    raw = (body.get("spec") or {}).get("notifications")
+    try:
+        return Notifications.model_validate(raw) if isinstance(raw, dict) else None
+    except (pydantic.ValidationError, RecursionError):
+        return None
+
+
+def with_notices(
+    body: Obj,
+    previous: BlueGreenAppStatus,
+    new: BlueGreenAppStatus,
+    config: Notifications | None,
+    now: datetime,
+) -> BlueGreenAppStatus:
+    """The status with the notifications this pass owes added to the record."""
+    added: dict[str, Any] = {}
+    if config is not None:
+        meta = body["metadata"]
+        generation = int(meta.get("generation", 0))
+        found = notify.detected(previous, new, config, generation, now)
+        added = {
+            nid: notify.with_link(r, config.link, meta["namespace"], meta["name"])
+            for nid, r in found.items()
+        }
+    return new.model_copy(update={"notifications": notify.recorded(previous, added)})
 
 
 def _sooner(after: float | None, limit: float) -> float:
@@ -309,15 +356,26 @@ def _write_status(kube: Kube, store: Store, body: Obj, new: BlueGreenAppStatus) 
     nothing), with one Warning Event per new problem, not one per pass."""
     metrics.observe_status(body, new)
     current = body.get("status") or {}
-    if not status.differs(current, new):
+    # status.notifications is compared and written apart: a pass adds entries (and drops
+    # old ones), never rewrites one, which the notifier updates with patches of its own.
+    added = notify.delta(status.recorded(current), new)
+    others = {k: v for k, v in current.items() if k != "notifications"}
+    patch = status.as_patch(new.model_copy(update={"notifications": {}}))
+    del patch["notifications"]
+    if _present(others) == _present(patch) and not added:
         return False
     meta = body["metadata"]
-    written = kube.patch_app_status(meta["namespace"], meta["name"], status.as_patch(new))
+    patch["notifications"] = added
+    written = kube.patch_app_status(meta["namespace"], meta["name"], patch)
     if written is not None:
         store.put(KIND, {**written, "kind": KIND})
     if new.phase == "Degraded" and new.message != current.get("message"):
         kube.post_event(body, "Warning", _degraded_reason(new), new.message or "")
     return True
+
+
+def _present(fields: Obj) -> Obj:
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _degraded_reason(new: BlueGreenAppStatus) -> str:
