@@ -129,7 +129,7 @@ def reconcile(
     checker.want((namespace, name), the_plan.probes)
     outcome = act(kube, store, body, the_plan)
     if the_plan.conflicts:
-        outcome.requeue_after = _sooner(outcome.requeue_after, RECHECK_CONFLICT)
+        outcome.requeue_after = _earlier(outcome.requeue_after, RECHECK_CONFLICT)
     new = status.after_pass(
         the_plan,
         outcome.done,
@@ -143,6 +143,7 @@ def reconcile(
 
 
 def _earlier(a: float | None, b: float | None) -> float | None:
+    """The sooner of two requeue delays, where None is never."""
     return b if a is None else a if b is None else min(a, b)
 
 
@@ -174,10 +175,6 @@ def with_notices(
             for nid, r in found.items()
         }
     return new.model_copy(update={"notifications": notify.recorded(previous, added)})
-
-
-def _sooner(after: float | None, limit: float) -> float:
-    return limit if after is None else min(after, limit)
 
 
 def parse_app(body: Obj, previous: BlueGreenAppStatus) -> App:
