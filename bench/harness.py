@@ -142,6 +142,36 @@ def percentile(values: list[float], q: float) -> float:
     return ranked[max(0, math.ceil(q / 100 * len(ranked)) - 1)]
 
 
+# --- the EndpointSlice controller's retries ----------------------------------------------
+
+# kube-controller-manager logs this (at its default verbosity) each time it puts a Service
+# back in its queue: most often "EndpointSlice informer cache is out of date", when it is
+# asked to sync a Service again before its informer has seen the slices it just wrote. The
+# retry comes after its first backoff, 1 s: the one-second promotions (docs/benchmarks.md).
+SLICE_RETRY = re.compile(
+    r"^[IEW](\d{4}) (\d\d:\d\d:\d\d\.\d+)\s+\d+ endpointslice_controller\.go:\d+\] "
+    r'"Error syncing endpoint slices for service, retrying" key="([^"]+)"'
+)
+
+
+def controller_manager_log() -> Path:
+    """Where hack/cluster.sh has kube-controller-manager write its log."""
+    return REPO / ".cluster" / "logs" / "kube-controller-manager.log"
+
+
+def slice_retries(lines: Iterable[str], key: str, year: int) -> list[float]:
+    """Wall-clock times (epoch seconds) at which the EndpointSlice controller requeued the
+    Service ``key`` ("namespace/name"). klog stamps local time without the year."""
+    times = []
+    for line in lines:
+        found = SLICE_RETRY.match(line)
+        if found and found.group(3) == key:
+            month_day, clock = found.group(1), found.group(2)
+            stamp = time.strptime(f"{year}{month_day} {clock.split('.')[0]}", "%Y%m%d %H:%M:%S")
+            times.append(time.mktime(stamp) + float("0." + clock.split(".")[1]))
+    return times
+
+
 # --- watches ----------------------------------------------------------------------------
 
 
@@ -248,6 +278,7 @@ class Round:
     switched: float  # the active Service first selected the new pods
     pods_ready: float | None  # the last of the new pods was seen Ready
     preview_ready: float | None  # the preview's EndpointSlices first listed them all ready
+    slice_retries: int = 0  # the EndpointSlice controller requeued the preview meanwhile
 
     @property
     def switched_before_preview_listed_all(self) -> bool:
@@ -258,10 +289,13 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def analyse_round(timeline: Timeline, changed: float, replicas: int) -> Round | None:
+def analyse_round(
+    timeline: Timeline, changed: float, replicas: int, retries: Iterable[float] = ()
+) -> Round | None:
     """The promotion that began at ``changed``: None until the active Service's selector
     has moved. The new pods are the ones first seen after the change that the new
-    selector selects."""
+    selector selects. ``retries``: when (monotonic) the EndpointSlice controller requeued
+    the preview Service."""
     previous = next((sel for t, sel in reversed(timeline.selector) if t < changed), None)
     switch = next(((t, s) for t, s in timeline.selector if t >= changed and s != previous), None)
     if switch is None:
@@ -280,6 +314,7 @@ def analyse_round(timeline: Timeline, changed: float, replicas: int) -> Round | 
         switched=switched,
         pods_ready=ready_times[replicas - 1] if len(ready_times) >= replicas else None,
         preview_ready=preview_ready,
+        slice_retries=sum(1 for t in retries if changed <= t <= switched),
     )
 
 

@@ -11,7 +11,8 @@ apart from everyone else's (bench/controllers.py):
 1. Switch latency: one app of 3 replicas, auto-promotion; its template changes
    ``--promotions`` times (each time after the old pods are gone). The benchmark's own
    watches time when the preview Service's EndpointSlices list every new pod ready, when
-   the new pods are all Ready, and when the active (prod) Service selects them.
+   the new pods are all Ready, and when the active (prod) Service selects them; the
+   control plane's log, when kube-controller-manager requeued the preview Service.
 2. Scale, for each ``--apps`` N: N apps of 1 replica created at once (one after another,
    as fast as one client can) in one namespace; the time until all report healthy, the
    controller's CPU time meanwhile and its memory (RSS) once converged; its writes in the
@@ -51,6 +52,7 @@ from harness import (
     Round,
     Timeline,
     analyse_round,
+    controller_manager_log,
     cpu_seconds,
     delete_namespace,
     difference,
@@ -60,6 +62,7 @@ from harness import (
     metric_samples,
     percentile,
     rss_mib,
+    slice_retries,
     wait_round,
 )
 
@@ -148,11 +151,24 @@ def switch_latency(ctl: Controller, driver: Driver, promotions: int) -> list[Rou
             wait_settled(ctl, driver, timeline, ns, "hello")
             changes.append(changed)
         timeline.stop()
+        retries = preview_retries(f"{ns}/hello-preview")
         # Analysed once everything is in: a slow EndpointSlice update may come after the switch.
-        return [r for r in (analyse_round(timeline, c, REPLICAS) for c in changes) if r]
+        rounds = (analyse_round(timeline, c, REPLICAS, retries) for c in changes)
+        return [r for r in rounds if r]
     finally:
         ctl.stop()
         delete_namespace(ns)
+
+
+def preview_retries(key: str) -> list[float]:
+    """When (monotonic) kube-controller-manager requeued the Service ``key``; none where its
+    log cannot be read."""
+    log_path = controller_manager_log()
+    if not log_path.exists():
+        return []
+    offset = time.time() - time.monotonic()
+    with log_path.open(errors="replace") as lines:
+        return [t - offset for t in slice_retries(lines, key, datetime.now().year)]
 
 
 def all_healthy(ctl: Controller, driver: Driver, ns: str, apps: int) -> Callable[[], bool]:
@@ -248,6 +264,7 @@ def since_change(r: Round) -> dict[str, float | None]:
         "switched": since(r.switched),
         "pods_ready": since(r.pods_ready),
         "preview_ready": since(r.preview_ready),
+        "slice_retries": r.slice_retries,
     }
 
 
@@ -315,9 +332,34 @@ def switch_measures(rounds: list[Obj]) -> dict[str, Value]:
         values = latencies_ms(rounds, start)
         for q, name in ((50, "p50"), (90, "p90"), (100, "max")):
             measures[f"{label}, {name} (ms)"] = percentile(values, q) if values else None
+    measures |= controller_measures(rounds)
     early = sum(1 for r in rounds if not listed_first(r))
     measures["switched before the preview's EndpointSlices listed every new pod"] = (
         f"{early} of {len(rounds)}"
+    )
+    return measures
+
+
+def controller_measures(rounds: list[Obj]) -> dict[str, Value]:
+    """The EndpointSlice controller's share, the same for every controller being measured:
+    from the new pods all Ready to the preview's slices listing them, and the rounds in
+    which it requeued the preview (its first retry comes 1 s later)."""
+    listed = [
+        (r["preview_ready"] - r["pods_ready"]) * 1000
+        for r in rounds
+        if r["preview_ready"] is not None and r["pods_ready"] is not None
+    ]
+    measures: dict[str, Value] = {}
+    for q, name in ((50, "p50"), (90, "p90"), (100, "max")):
+        label = f"new pods all Ready → preview's EndpointSlices list them, {name} (ms)"
+        measures[label] = percentile(listed, q) if listed else None
+    retried = [r for r in rounds if r.get("slice_retries")]
+    measures["rounds in which the EndpointSlice controller requeued the preview"] = (
+        f"{len(retried)} of {len(rounds)}"
+    )
+    calm = latencies_ms([r for r in rounds if not r.get("slice_retries")], "pods_ready")
+    measures["new pods all Ready → prod switched, p90 of the other rounds (ms)"] = (
+        percentile(calm, 90) if calm else None
     )
     return measures
 

@@ -4,6 +4,7 @@ promotion's watch events make of it, and how the table is made. No cluster."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
-from harness import Round, Timeline, analyse_round, percentile  # noqa: E402
-from peer import failures, latencies_ms, markdown, rows, switch_measures  # noqa: E402
+from harness import Round, Timeline, analyse_round, percentile, slice_retries  # noqa: E402
+from peer import (  # noqa: E402
+    controller_measures,
+    failures,
+    latencies_ms,
+    markdown,
+    rows,
+    switch_measures,
+)
 
 BLUE = {"app": "hello", "bluegreen.dev/color": "blue"}
 GREEN = {"app": "hello", "bluegreen.dev/color": "green"}
@@ -96,6 +104,53 @@ def test_pods_from_before_the_change_are_not_new_pods() -> None:
     timeline.record_slice(1.0, "ADDED", endpoint_slice("s0", {"hello-green-stale": True}))
     seen = analyse_round(timeline, changed=10.0, replicas=3)
     assert seen is not None and seen.preview_ready == 10.9 and seen.pods_ready == 10.7
+
+
+# Two lines of kube-controller-manager's log as it writes them, and one of another controller.
+CONTROLLER_MANAGER_LOG = [
+    'I1204 04:48:35.538829   12489 endpointslice_controller.go:358] "Error syncing endpoint'
+    ' slices for service, retrying" key="shop/hello-preview" err="EndpointSlice informer'
+    ' cache is out of date"\n',
+    'I1204 04:48:36.1   12489 endpointslice_controller.go:358] "Error syncing endpoint'
+    ' slices for service, retrying" key="shop/other" err="EndpointSlice informer cache is'
+    ' out of date"\n',
+    'I1204 04:48:37.000001   12489 replica_set.go:1] "Error syncing endpoint slices for'
+    ' service, retrying" key="shop/hello-preview"\n',
+]
+
+
+def test_the_endpointslice_controllers_retries_of_one_service_are_read_from_its_log() -> None:
+    (retry,) = slice_retries(CONTROLLER_MANAGER_LOG, "shop/hello-preview", 2026)
+    local = time.mktime(time.strptime("20261204 04:48:35", "%Y%m%d %H:%M:%S"))
+    assert retry == pytest.approx(local + 0.538829)
+
+
+def test_a_round_counts_the_retries_between_its_change_and_its_switch() -> None:
+    seen = analyse_round(
+        promotion(preview_before_switch=True), changed=10.0, replicas=3, retries=[9.0, 10.8]
+    )
+    assert seen is not None and seen.slice_retries == 1
+
+
+def test_the_controllers_share_is_told_apart_from_the_switch() -> None:
+    rounds = [
+        {"changed": 0.0, "pods_ready": 1.0, "preview_ready": 1.01, "switched": 1.03},
+        {
+            "changed": 0.0,
+            "pods_ready": 1.0,
+            "preview_ready": 1.95,
+            "switched": 1.97,
+            "slice_retries": 1,
+        },
+    ]
+    found = controller_measures(rounds)
+    assert found["new pods all Ready → preview's EndpointSlices list them, max (ms)"] == (
+        pytest.approx(950)
+    )
+    assert found["rounds in which the EndpointSlice controller requeued the preview"] == "1 of 2"
+    assert found["new pods all Ready → prod switched, p90 of the other rounds (ms)"] == (
+        pytest.approx(30)
+    )
 
 
 def test_percentile_is_nearest_rank() -> None:
