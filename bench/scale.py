@@ -1,6 +1,10 @@
 """The operator at scale on the local control plane; prints numbers, asserts nothing.
 
     .venv/bin/python bench/scale.py --apps 1000      # (make bench-scale ARGS="--apps 1000")
+    .venv/bin/python bench/scale.py --apps 200,1000,5000 --markdown table.md
+
+Several sizes run one after another (each in a fresh namespace, the last one's deleted
+first) and end in one table, with the per-app costs that show how each grows.
 
 1. N apps created at once: time until all are Healthy, the operator's CPU and memory.
 2. N apps given a new template at once, with ``promote: true``: time until every one has
@@ -16,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from harness import (  # noqa: E402
     api_request_counts,
     cpu_seconds,
+    delete_namespace,
     ensure_cluster,
     ensure_pod_capacity,
     fresh_namespace,
@@ -106,11 +110,13 @@ class PeakRss:
 
 def wait_all(driver: Driver, ns: str, apps: int, done: Any, timeout: float) -> float:
     started = time.monotonic()
+    # Listing every app is itself load on the control plane: once a second per 1,000 apps.
+    poll = max(1.0, apps / 1000)
     while time.monotonic() - started < timeout:
         items = driver.list("BlueGreenApp", ns)
         if len(items) == apps and all(done(a.get("status") or {}) for a in items):
             return time.monotonic() - started
-        time.sleep(1)
+        time.sleep(poll)
     raise TimeoutError(f"not all {apps} apps done after {timeout} s")
 
 
@@ -132,6 +138,7 @@ def run(driver: Driver, apps: int, log_dir: Path) -> dict[str, Any]:
     op.start()
     assert op.proc is not None
     pid = op.proc.pid
+    result["rss_start_mib"] = round(rss_mib(pid), 1)  # watching, no app yet
     rss = PeakRss(pid)
     cpu0 = cpu_seconds(pid)
     started = time.monotonic()
@@ -190,19 +197,87 @@ def run(driver: Driver, apps: int, log_dir: Path) -> dict[str, Any]:
     result["resync_every_10s_30s"] = less(during(30), baseline)
     result["resync_operator_writes"] = writes_of(result["resync_every_10s_30s"])
     op.stop()
-    subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], capture_output=True)
+    delete_namespace(ns)
     return result
+
+
+ROWS: list[tuple[str, str, bool]] = [
+    # (label, key, also per app)
+    ("apps created → all `Healthy` (s)", "created_to_healthy_s", False),
+    ("operator CPU to converge (s)", "create_cpu_s", True),
+    ("RSS converged (MiB)", "rss_converged_mib", True),
+    ("new template for all at once → every one switched (s)", "release_to_all_switched_s", False),
+    ("operator CPU for the release (s)", "release_cpu_s", True),
+    ("RSS peak during the release (MiB)", "rss_peak_mib", True),
+    ("the operator's writes during the release", "release_operator_writes", True),
+    ("Events posted during the release", "release_events", True),
+    ("ERROR lines in the operator's log", "error_lines", False),
+    ("RSS 30 s after a restart (MiB)", "rss_after_restart_mib", True),
+    ("writes in the 30 s after a restart", "restart_operator_writes", False),
+    ("GET/LIST in the 30 s after a restart", "restart_reads", False),
+    ("writes in 30 s of a resync every 10 s", "resync_operator_writes", False),
+]
+
+
+def reads_of(counts: dict[str, int]) -> int:
+    return sum(n for k, n in counts.items() if k.split()[0] in {"GET", "LIST"})
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """One row per cost, a column per size; per app under it where it is a per-app cost."""
+    for r in results:
+        r["restart_reads"] = reads_of(r["restart_30s"])
+    head = "| measure | " + " | ".join(f"{r['apps']:,} apps" for r in results) + " |"
+    lines = [head, "|---|" + "---:|" * len(results)]
+    for label, key, per_app in ROWS:
+        cells = [_number(r[key]) for r in results]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if per_app and key.startswith("rss"):
+            # Memory per app: above the operator's own with no app yet, in KiB.
+            cells = [
+                _number((r[key] - r["rss_start_mib"]) * 1024 / r["apps"], per_app=True)
+                for r in results
+            ]
+            lines.append(
+                "| … per app, above the operator with no app (KiB) | " + " | ".join(cells) + " |"
+            )
+        elif per_app:
+            cells = [_number(r[key] / r["apps"], per_app=True) for r in results]
+            lines.append("| … per app | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float, per_app: bool = False) -> str:
+    if per_app:
+        return f"{value:.3g}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:g}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument(
+        "--apps", default="1000", help="apps, or several sizes run in turn: 200,1000,5000"
+    )
+    parser.add_argument("--json", type=Path, help="also write every number here")
+    parser.add_argument("--markdown", type=Path, help="also write the table here")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.apps.split(",")]
     ensure_cluster()
     log_dir = Path(tempfile.mkdtemp(prefix="bluegreen-scale-"))
+    results = []
     with kubernetes.config.new_client_from_config(os.environ["KUBECONFIG"]) as api:
-        result = run(Driver(api), args.apps, log_dir)
-    print(json.dumps(result, indent=2))
+        for apps in sizes:
+            size_dir = log_dir / str(apps)
+            size_dir.mkdir()
+            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            results.append({"started": started, **run(Driver(api), apps, size_dir)})
+            print(json.dumps(results[-1], indent=2), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2))
+    markdown = table(results)
+    print(markdown)
+    if args.markdown:
+        args.markdown.write_text(markdown)
     print(f"operator logs: {log_dir}")
     return 0
 
