@@ -7,6 +7,7 @@ SHELL := bash
 
 PYTHON ?= python3
 VENV := .venv
+comma := ,
 PY := $(VENV)/bin/python
 CLUSTER_KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 
@@ -122,6 +123,10 @@ bench: venv binaries argo-rollouts ## this operator and Argo Rollouts side by si
 .PHONY: bench-ours
 bench-ours: venv binaries ## this operator alone: switch latency, scale, idle writes
 	$(PY) bench/benchmark.py $(ARGS)
+
+.PHONY: bench-scale
+bench-scale: venv binaries ## this operator at 200, 1,000 and 5,000 apps: one table of how each cost grows
+	$(PY) bench/scale.py $(or $(ARGS),--apps 200$(comma)1000$(comma)5000)
 
 .PHONY: bench-traffic
 bench-traffic: venv binaries node-binaries proxy ## switches under real traffic on a real node: tables and charts
