@@ -15,6 +15,10 @@ first) and end in one table, with the per-app costs that show how each grows.
    starts (by verb and resource, from the API server's own metrics, less a baseline of
    the same length without the operator): ideally 0 writes and one LIST per watched kind.
 4. A resync of every app: the requests of 30 s with a resync every 10 s.
+
+In steps 1 and 2 the operator's own metrics count its reconcile passes; with ``--profile``
+(and py-spy installed: ``pip install py-spy``) its threads are sampled too, and the shares
+of CPU by thread and by function are printed and kept beside the operator's logs.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from harness import (  # noqa: E402
     fresh_namespace,
     rss_mib,
 )
+from sampling import Sampled, summary  # noqa: E402
 
 from driver import Driver  # noqa: E402
 from operator_process import OperatorProcess  # noqa: E402
@@ -140,7 +145,19 @@ def error_lines(log: Path) -> int:
     return sum(1 for line in log.read_text(errors="replace").splitlines() if " ERROR " in line)
 
 
-def run(driver: Driver, apps: int, log_dir: Path) -> dict[str, Any]:
+PASSES = "bluegreen_reconcile_duration_seconds_count"
+
+
+def passes(op: OperatorProcess) -> float:
+    """Reconcile passes the operator has made so far (its own metrics)."""
+    return op.scrape().get(PASSES, 0.0)
+
+
+def sampled(pid: int, log_dir: Path, phase: str, profile: bool) -> Sampled:
+    return Sampled(pid, log_dir / f"{phase}.spy.txt") if profile else Sampled(pid, None)
+
+
+def run(driver: Driver, apps: int, log_dir: Path, profile: bool = False) -> dict[str, Any]:
     ensure_pod_capacity(2 * apps + 100)  # every app's pods and its preview's at once
     ns = fresh_namespace("bench-scale")
     names = [f"app{i:04d}" for i in range(apps)]
@@ -150,49 +167,56 @@ def run(driver: Driver, apps: int, log_dir: Path) -> dict[str, Any]:
     result["baseline_30s"] = dict(baseline)
 
     log = log_dir / "operator.log"
-    op = OperatorProcess(ns, log, env={"BLUEGREEN_RESYNC_SECONDS": "300"})
+    op = OperatorProcess(ns, log, env={"BLUEGREEN_RESYNC_SECONDS": "300"}, endpoints=True)
     op.start()
     assert op.proc is not None
     pid = op.proc.pid
     result["rss_start_mib"] = round(rss_mib(pid), 1)  # watching, no app yet
     rss = PeakRss(pid)
-    cpu0 = cpu_seconds(pid)
+    cpu0, passes0 = cpu_seconds(pid), passes(op)
     started = time.monotonic()
-    for name in names:
-        driver.create_app(ns, name, hello(replicas=1, promote=True, scaleDownDelaySeconds=5))
-    result["create_requests_s"] = round(time.monotonic() - started, 1)
-    result["created_to_healthy_s"] = round(
-        wait_all(driver, ns, apps, lambda s: s.get("phase") == "Healthy", 1800)
-        + result["create_requests_s"],
-        1,
-    )
+    with sampled(pid, log_dir, "create", profile) as samples:
+        for name in names:
+            driver.create_app(ns, name, hello(replicas=1, promote=True, scaleDownDelaySeconds=5))
+        result["create_requests_s"] = round(time.monotonic() - started, 1)
+        result["created_to_healthy_s"] = round(
+            wait_all(driver, ns, apps, lambda s: s.get("phase") == "Healthy", 1800)
+            + result["create_requests_s"],
+            1,
+        )
     result["create_cpu_s"] = round(cpu_seconds(pid) - cpu0, 1)
+    result["create_passes"] = passes(op) - passes0
+    result["create_profile"] = summary(samples.path)
     result["rss_converged_mib"] = round(rss_mib(pid), 1)
 
-    cpu0 = cpu_seconds(pid)
+    cpu0, passes0 = cpu_seconds(pid), passes(op)
     before = requests_by_verb()
     started = time.monotonic()
-    for name in names:
-        driver.patch_spec(ns, name, {"template": template("v2")})
-    result["release_requests_s"] = round(time.monotonic() - started, 1)
-    switched = wait_all(
-        driver,
-        ns,
-        apps,
-        lambda s: s.get("phase") == "Healthy" and s.get("activeColor") == "green",
-        1800,
-    )
-    result["release_to_all_switched_s"] = round(switched + result["release_requests_s"], 1)
-    # The old colors are scaled down 5 s after each switch; at thousands of apps that
-    # drains for minutes after the last switch, and the restart below must find none due.
-    result["release_to_all_scaled_down_s"] = round(
-        wait_scaled_down(driver, ns, apps, 1800) + switched + result["release_requests_s"], 1
-    )
+    with sampled(pid, log_dir, "release", profile) as samples:
+        for name in names:
+            driver.patch_spec(ns, name, {"template": template("v2")})
+        result["release_requests_s"] = round(time.monotonic() - started, 1)
+        switched = wait_all(
+            driver,
+            ns,
+            apps,
+            lambda s: s.get("phase") == "Healthy" and s.get("activeColor") == "green",
+            1800,
+        )
+        result["release_to_all_switched_s"] = round(switched + result["release_requests_s"], 1)
+        # The old colors are scaled down 5 s after each switch; at thousands of apps that
+        # drains for minutes after the last switch, and the restart below must find none due.
+        result["release_to_all_scaled_down_s"] = round(
+            wait_scaled_down(driver, ns, apps, 1800) + switched + result["release_requests_s"],
+            1,
+        )
     release = requests_by_verb()
     release.subtract(before)
     result["release_operator_writes"] = writes_of(dict(release))
     result["release_events"] = writes_of(dict(release), {"events/"})
     result["release_cpu_s"] = round(cpu_seconds(pid) - cpu0, 1)
+    result["release_passes"] = passes(op) - passes0
+    result["release_profile"] = summary(samples.path)
     result["rss_peak_mib"] = round(rss.stop(), 1)
     result["error_lines"] = error_lines(log)
 
@@ -225,10 +249,12 @@ ROWS: list[tuple[str, str, bool]] = [
     # (label, key, also per app)
     ("apps created → all `Healthy` (s)", "created_to_healthy_s", False),
     ("operator CPU to converge (s)", "create_cpu_s", True),
+    ("reconcile passes to converge", "create_passes", True),
     ("RSS converged (MiB)", "rss_converged_mib", True),
     ("new template for all at once → every one switched (s)", "release_to_all_switched_s", False),
     ("… → every old color scaled down (s)", "release_to_all_scaled_down_s", False),
     ("operator CPU for the release (s)", "release_cpu_s", True),
+    ("reconcile passes during the release", "release_passes", True),
     ("RSS peak during the release (MiB)", "rss_peak_mib", True),
     ("the operator's writes during the release", "release_operator_writes", True),
     ("Events posted during the release", "release_events", True),
@@ -281,6 +307,9 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="also write every number here")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the operator with py-spy (on PATH)"
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.apps.split(",")]
     ensure_cluster()
@@ -291,7 +320,7 @@ def main() -> int:
             size_dir = log_dir / str(apps)
             size_dir.mkdir()
             started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            results.append({"started": started, **run(Driver(api), apps, size_dir)})
+            results.append({"started": started, **run(Driver(api), apps, size_dir, args.profile)})
             print(json.dumps(results[-1], indent=2), flush=True)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=2))

@@ -60,3 +60,49 @@ def test_reads_after_a_restart_count_gets_and_lists_only() -> None:
     counts = {"LIST deployments/": 4, "GET bluegreenapps/": 1, "WATCH services/": 6}
     text = scale.table([result(1000, restart_30s=counts)])
     assert row(text, "GET/LIST in the 30 s after a restart") == ["5"]
+
+
+# ---------------------------------------------------------------- py-spy's samples, read
+
+import sampling  # noqa: E402
+
+RAW = "".join(
+    f"{stack} {n}\n"
+    for stack, n in [
+        (
+            "thread (101): MainThread;<module> (bluegreen/__main__.py:10);"
+            "run (asyncio/runners.py:118);loads (json/__init__.py:346)",
+            6,
+        ),
+        (
+            "thread (102): reconcile_0;Thread._bootstrap (threading.py:1002);"
+            "_worker (concurrent/futures/thread.py:83);"
+            "reconcile (bluegreen/runtime/reconciler.py:70);plan (bluegreen/core/planner.py:61)",
+            3,
+        ),
+        (
+            "thread (103): reconcile_7;Thread._bootstrap (threading.py:1002);"
+            "reconcile (bluegreen/runtime/reconciler.py:99);loads (json/__init__.py:346)",
+            1,
+        ),
+    ]
+)
+
+
+def test_samples_are_shared_out_by_thread_pool_and_function(tmp_path: Path) -> None:
+    raw = tmp_path / "release.spy.txt"
+    raw.write_text(RAW)
+    got = sampling.summary(raw)
+    assert got["samples"] == 10
+    # the workers of one pool are one group, whatever their number
+    assert got["threads"] == {"MainThread": 0.6, "reconcile": 0.4}
+    # the running function, whichever line of it ran
+    assert got["self"] == {"loads (json/__init__.py)": 0.7, "plan (bluegreen/core/planner.py)": 0.3}
+    # every function on a stack, once per stack; the threads' own start is left out
+    assert got["inclusive"]["reconcile (bluegreen/runtime/reconciler.py)"] == 0.4
+    assert not any(name.startswith("Thread.") for name in got["inclusive"])
+
+
+def test_no_samples_is_an_empty_summary(tmp_path: Path) -> None:
+    assert sampling.summary(None) == {}
+    assert sampling.summary(tmp_path / "never-written.txt") == {}
