@@ -7,7 +7,8 @@
 Several sizes run one after another (each in a fresh namespace, the last one's deleted
 first) and end in one table, with the per-app costs that show how each grows.
 
-1. N apps created at once: time until all are Healthy, the operator's CPU and memory.
+1. N apps created at once: time until all are Healthy, the operator's CPU and memory;
+   then 30 s with nothing to do: the CPU a converged operator spends anyway.
 2. N apps given a new template at once, with ``promote: true``: time until every one has
    switched and until every old color is scaled down, the peak memory, the ERROR lines
    in the operator's log, the writes made.
@@ -188,6 +189,11 @@ def run(driver: Driver, apps: int, log_dir: Path, profile: bool = False) -> dict
     result["create_passes"] = passes(op) - passes0
     result["create_profile"] = summary(samples.path)
     result["rss_converged_mib"] = round(rss_mib(pid), 1)
+    # What a converged operator spends with nothing to do (its watches, its timers): a
+    # phase that takes longer at a larger size pays it for longer.
+    cpu0 = cpu_seconds(pid)
+    time.sleep(30)
+    result["idle_cpu_30s"] = round(cpu_seconds(pid) - cpu0, 2)
 
     cpu0, passes0 = cpu_seconds(pid), passes(op)
     before = requests_by_verb()
@@ -251,6 +257,7 @@ ROWS: list[tuple[str, str, bool]] = [
     ("operator CPU to converge (s)", "create_cpu_s", True),
     ("reconcile passes to converge", "create_passes", True),
     ("RSS converged (MiB)", "rss_converged_mib", True),
+    ("operator CPU in 30 s converged, nothing to do (s)", "idle_cpu_30s", False),
     ("new template for all at once → every one switched (s)", "release_to_all_switched_s", False),
     ("… → every old color scaled down (s)", "release_to_all_scaled_down_s", False),
     ("operator CPU for the release (s)", "release_cpu_s", True),
