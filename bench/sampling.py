@@ -7,8 +7,12 @@ into the shares of its threads and the functions that hold them.
 
 py-spy (``pip install py-spy``; it reads the process's memory, so it needs ptrace rights:
 root, or the same user with ``kernel.yama.ptrace_scope`` 0) samples every thread's Python
-stack without stopping the process (``--nonblocking``); a sample is taken only of a thread
-that is running, so the counts are CPU time, not wall time.
+stack without stopping the process (``--nonblocking``), and only the thread that holds the
+GIL (``--gil``): the Python code running, not threads waiting for the GIL (without it, a
+thread waiting to take the GIL back after a socket send was sampled as running, a quarter of
+the samples). Samples whose innermost frame waits all the same (a socket read, a select, a
+lock) are counted apart as ``waiting``; the shares by thread and function are of the rest:
+where the CPU goes, as near as sampling tells.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from types import TracebackType
 from typing import Any
 
 RATE = 50  # samples per second: enough for shares of a minutes-long phase, little overhead
+# Innermost frames that wait for the network, another thread or a timer, not compute.
+WAITING = re.compile(
+    r"^(SSLSocket\.(read|recv_into)|SocketIO\.readinto|\w*Selector\.select|"
+    r"poll_wait_for_socket\.<locals>\.do_poll|Condition\.wait|Event\.wait|"
+    r"Thread\._wait_for_tstate_lock|Queue\.get|sleep) "
+)
 # Frames every thread's stack begins with: not where the time goes.
 BOOTSTRAP = re.compile(r"^(Thread\.|_bootstrap|_worker \(concurrent|run \(concurrent)")
 
@@ -48,6 +58,7 @@ class Sampled:
                     str(self.pid),
                     "--nonblocking",
                     "--threads",
+                    "--gil",
                     "--rate",
                     str(RATE),
                     "--format",
@@ -103,18 +114,21 @@ def read_stacks(path: Path) -> list[tuple[str, list[str], int]]:
 
 def summary(path: Path | None, top: int = 15) -> dict[str, Any]:
     """Samples by thread group, by the function running (self) and by every function on
-    the stack (inclusive, each counted once per stack), the largest first, as shares."""
+    the stack (inclusive, each counted once per stack), the largest first, as shares of
+    the samples that were not waiting (``waiting``: the share of all that were)."""
     if path is None or not path.exists():
         return {}
     stacks = read_stacks(path)
+    everything = sum(n for _, _, n in stacks) or 1
+    # A stack of the threads' own start only waits in C (a worker's empty work queue).
+    stacks = [s for s in stacks if s[1] and not WAITING.match(s[1][-1])]
     total = sum(n for _, _, n in stacks) or 1
     threads: Counter[str] = Counter()
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     for thread, frames, n in stacks:
         threads[thread] += n
-        if frames:
-            own[frames[-1]] += n
+        own[frames[-1]] += n
         for function in set(frames):
             inclusive[function] += n
 
@@ -122,7 +136,8 @@ def summary(path: Path | None, top: int = 15) -> dict[str, Any]:
         return {k: round(v / total, 3) for k, v in counts.most_common(top)}
 
     return {
-        "samples": total,
+        "samples": everything,
+        "waiting": round(1 - total / everything, 3),
         "threads": shares(threads),
         "self": shares(own),
         "inclusive": shares(inclusive),
