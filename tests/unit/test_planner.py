@@ -649,6 +649,25 @@ def test_the_previous_color_keeps_its_pods_while_prod_endpoints_still_list_them(
     assert "EndpointSlices no longer list them" in p.status.message
 
 
+@pytest.mark.parametrize(
+    ("lagged", "again"),
+    [
+        (1, planner.RECHECK_PROD_ENDPOINTS),  # just past the delay: soon
+        (100, 50.0),  # half the time the endpoints have lagged so far
+        (10_000, planner.RECHECK_PROD_ENDPOINTS_MAX),  # never rarer than the cap
+    ],
+)
+def test_prod_endpoints_that_lag_are_looked_at_less_often(lagged: int, again: float) -> None:
+    """The EndpointSlice controller can lag by minutes on a loaded control plane: a fixed
+    5 s poll made ~60 passes per app for nothing (their change wakes the app anyway)."""
+    obs = after_switch(NOW - timedelta(seconds=30 + lagged))  # 30 s: the default delay
+    obs = replace(obs, prod_endpoints=endpoints("demo-blue", 3, ready=False))
+    p = plan(app(T2, promote=True), obs, NOW)
+    assert writes(p) == []
+    assert p.requeue_after == again
+    assert "EndpointSlices no longer list them" in p.status.message
+
+
 def test_the_previous_color_is_scaled_down_once_prod_endpoints_list_only_the_new_one() -> None:
     obs = after_switch(NOW - timedelta(seconds=31))
     obs = replace(obs, prod_endpoints=endpoints("demo-green", 3))

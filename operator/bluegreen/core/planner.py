@@ -27,7 +27,7 @@ from bluegreen.core.context import Decision, Pass
 from bluegreen.core.live import conflicts, read_pass
 from bluegreen.core.plans import Action, App, Observed, Plan, Summary, Switch
 from bluegreen.core.release import release
-from bluegreen.core.steady import RECHECK_PROD_ENDPOINTS, steady
+from bluegreen.core.steady import RECHECK_PROD_ENDPOINTS, RECHECK_PROD_ENDPOINTS_MAX, steady
 from bluegreen.core.writes import (
     child_writes,
     job_writes,
@@ -40,6 +40,7 @@ from bluegreen.core.writes import (
 
 __all__ = [
     "RECHECK_PROD_ENDPOINTS",
+    "RECHECK_PROD_ENDPOINTS_MAX",
     "Action",
     "App",
     "Observed",

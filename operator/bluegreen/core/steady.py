@@ -29,7 +29,12 @@ from bluegreen.core.switch_back import switch_back
 from bluegreen.core.writes import rescaled
 
 # A safety net only: the EndpointSlice event that drops the old pods wakes the app first.
+# The first look again comes this soon; then half the time waited so far, up to the cap:
+# where the EndpointSlice controller lags by minutes (5,000 apps released at once on a
+# loaded control plane: 315 s at the median), a fixed 5 s made ~60 passes per app, each
+# for nothing, and the apps still woke when the event came (docs/benchmarks.md).
 RECHECK_PROD_ENDPOINTS = 5.0
+RECHECK_PROD_ENDPOINTS_MAX = 60.0
 
 
 def steady(ctx: Pass) -> Decision:
@@ -50,29 +55,41 @@ def steady(ctx: Pass) -> Decision:
         if failure is not None:
             return switch_back(ctx, ctx.idle_dep, verify, failure)
     kept_until = window_end if keeps_previous else None
-    deployments, requeue = _drain(ctx, kept_until)
-    status = _summary(ctx, verify, verifying, kept_until, requeue)
+    deployments, requeue, held = _drain(ctx, kept_until, window_end)
+    status = _summary(ctx, verify, verifying, kept_until, held)
     probes = checks.probes(ctx, "prod", verify) if verifying else ()
     return Decision(ctx.active, None, deployments, ctx.record, None, status, requeue, probes=probes)
 
 
-def _drain(ctx: Pass, kept_until: datetime | None) -> tuple[dict[Color, Obj], float | None]:
+def _drain(
+    ctx: Pass, kept_until: datetime | None, window_end: datetime | None
+) -> tuple[dict[Color, Obj], float | None, bool]:
     """The live color at ``replicas``; the idle one scaled to 0 unless it still serves a
-    rollback window or prod's endpoints (then: when to look again)."""
+    rollback window or prod's endpoints (then: when to look again, and whether it is held
+    by the endpoints)."""
     app, active, idle, idle_dep = ctx.app, ctx.active, ctx.idle, ctx.idle_dep
     live = desired.deployment(app.owner, active, ctx.live_template, ctx.wanted, app.spec.replicas)
     deployments = {active: live}
     if idle_dep is None or spec_replicas(idle_dep) <= 0:
-        return deployments, None
+        return deployments, None, False
     if kept_until is not None:
-        return deployments, (kept_until - ctx.now).total_seconds()
+        return deployments, (kept_until - ctx.now).total_seconds(), False
     # The delay alone is a guess at how long kube-proxy takes; the prod Service's
     # EndpointSlices still listing the old pods is a fact: they keep their pods until then.
     idle_name = names.deployment_name(app.owner.name, idle)
     if lists_pods_of(ctx.observed.prod_endpoints, idle_name):
-        return deployments, RECHECK_PROD_ENDPOINTS
+        return deployments, recheck_prod_endpoints(ctx.now, window_end), True
     deployments[idle] = rescaled(app.owner, idle, idle_dep, 0)
-    return deployments, None
+    return deployments, None, False
+
+
+def recheck_prod_endpoints(now: datetime, window_end: datetime | None) -> float:
+    """When to look again at prod's endpoints that still list the old pods: soon at first,
+    then less often the longer they have lagged (their change wakes the app anyway)."""
+    if window_end is None or window_end > now:
+        return RECHECK_PROD_ENDPOINTS
+    waited = (now - window_end).total_seconds()
+    return min(RECHECK_PROD_ENDPOINTS_MAX, max(RECHECK_PROD_ENDPOINTS, waited / 2))
 
 
 def _summary(
@@ -80,7 +97,7 @@ def _summary(
     verify: gates.Gate,
     verifying: bool,
     kept_until: datetime | None,
-    requeue: float | None,
+    held_by_endpoints: bool,
 ) -> Summary:
     previous = ctx.record.get(names.ANNOTATION_PREVIOUS_REVISION)
     idle_dep = ctx.idle_dep
@@ -98,7 +115,7 @@ def _summary(
             message=f"{status.message}; {ctx.idle} keeps revision {previous} until "
             f"{format_time(kept_until)} for an instant rollback",
         )
-    elif requeue == RECHECK_PROD_ENDPOINTS:
+    elif held_by_endpoints:
         status = replace(
             status,
             message=f"{status.message}; {ctx.idle} keeps its pods until the prod Service's "
