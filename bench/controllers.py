@@ -212,6 +212,11 @@ class Controller(ABC):
     def healthy(self, app: Obj) -> bool:
         """The app reports it serves its latest spec with every replica ready."""
 
+    def switch_stages(self) -> dict[str, float] | None:
+        """Where its switching passes spent their time so far, mean ms by stage; None when
+        it does not say."""
+        return None
+
 
 class BlueGreenOperator(Controller):
     key, title, app_kind = "ours", "bluegreen-operator", "BlueGreenApp"
@@ -227,7 +232,9 @@ class BlueGreenOperator(Controller):
 
     def start(self, namespace: str, resync_seconds: int | None = None) -> None:
         log = self.log_dir / f"{self.key}-{namespace}.log"
-        self._process = OperatorProcess(namespace, log, env={"KUBECONFIG": str(self.kubeconfig)})
+        self._process = OperatorProcess(
+            namespace, log, env={"KUBECONFIG": str(self.kubeconfig)}, endpoints=True
+        )
         # OperatorProcess sets the tests' short resync: the operator's default unless given.
         self._process.env.pop("BLUEGREEN_RESYNC_SECONDS")
         if resync_seconds is not None:
@@ -254,6 +261,19 @@ class BlueGreenOperator(Controller):
             status.get("phase") == "Healthy"
             and status.get("observedGeneration") == app["metadata"]["generation"]
         )
+
+    def switch_stages(self) -> dict[str, float] | None:
+        """From its ``bluegreen_switch_stage_seconds``: queued, planned, written."""
+        assert self._process is not None
+        found = self._process.scrape()
+        stages = {}
+        for stage in ("queued", "planned", "written"):
+            labels = f'{{stage="{stage}"}}'
+            count = found.get(f"bluegreen_switch_stage_seconds_count{labels}", 0.0)
+            if count:
+                total = found[f"bluegreen_switch_stage_seconds_sum{labels}"]
+                stages[stage] = round(total / count * 1000, 2)
+        return stages or None
 
 
 class ArgoRollouts(Controller):

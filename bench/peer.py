@@ -133,7 +133,10 @@ def wait_settled(ctl: Controller, driver: Driver, timeline: Timeline, ns: str, n
     wait_for(settled, timeout=120, what=f"{name} to settle on the new pods")
 
 
-def switch_latency(ctl: Controller, driver: Driver, promotions: int) -> list[Round]:
+def switch_latency(
+    ctl: Controller, driver: Driver, promotions: int
+) -> tuple[list[Round], dict[str, float] | None]:
+    """The timed promotions, and where the controller says its switches spent their time."""
     ns = fresh_namespace(f"peer-{ctl.key}-switch")
     ctl.prepare(driver, ns, "hello")
     ctl.start(ns)
@@ -151,10 +154,11 @@ def switch_latency(ctl: Controller, driver: Driver, promotions: int) -> list[Rou
             wait_settled(ctl, driver, timeline, ns, "hello")
             changes.append(changed)
         timeline.stop()
+        stages = ctl.switch_stages()
         retries = preview_retries(f"{ns}/hello-preview")
         # Analysed once everything is in: a slow EndpointSlice update may come after the switch.
         rounds = (analyse_round(timeline, c, REPLICAS, retries) for c in changes)
-        return [r for r in rounds if r]
+        return [r for r in rounds if r], stages
     finally:
         ctl.stop()
         delete_namespace(ns)
@@ -278,7 +282,10 @@ def run_scenarios(
     after each one."""
 
     def promotions(ctl: Controller) -> Any:
-        return [since_change(r) for r in switch_latency(ctl, driver, args.promotions)]
+        rounds, stages = switch_latency(ctl, driver, args.promotions)
+        if stages:
+            results[ctl.key]["switch_stages"] = stages
+        return [since_change(r) for r in rounds]
 
     def scale_of(apps: int) -> Callable[[Controller], Any]:
         return lambda ctl: scale(ctl, driver, apps, args, restart=apps == min(args.apps))
@@ -326,12 +333,26 @@ def latencies_ms(rounds: list[Obj], start: str) -> list[float]:
     ]
 
 
-def switch_measures(rounds: list[Obj]) -> dict[str, Value]:
+SWITCH_STAGES = {
+    "queued": "… of which the event's wait for a pass (mean, ms)",
+    "planned": "… the pass up to the switch request (mean, ms)",
+    "written": "… the switch request to its answer (mean, ms)",
+}
+
+
+def switch_measures(rounds: list[Obj], stages: Obj | None = None) -> dict[str, Value]:
+    """The latency rows; ``stages``: where the controller says its switches spent their
+    time (mean ms by stage), shown under the mean from the preview's endpoints."""
     measures: dict[str, Value] = {}
     for start, label in SWITCH_MEASURES.items():
         values = latencies_ms(rounds, start)
         for q, name in ((50, "p50"), (90, "p90"), (100, "max")):
             measures[f"{label}, {name} (ms)"] = percentile(values, q) if values else None
+        if start == "preview_ready":
+            mean = round(sum(values) / len(values), 2) if values else None
+            measures[f"{label}, mean (ms)"] = mean
+            for stage, stage_label in SWITCH_STAGES.items():
+                measures[stage_label] = (stages or {}).get(stage)
     measures |= controller_measures(rounds)
     early = sum(1 for r in rounds if not listed_first(r))
     measures["switched before the preview's EndpointSlices listed every new pod"] = (
@@ -396,7 +417,8 @@ def restart_measures(s: Obj) -> dict[str, Value]:
 def measures(result: Obj) -> dict[str, Value]:
     """Every row of the table for one controller's results, in order."""
     rounds = result.get("rounds")
-    found = switch_measures(rounds) if isinstance(rounds, list) else {}
+    stages = result.get("switch_stages")
+    found = switch_measures(rounds, stages) if isinstance(rounds, list) else {}
     scales = [v for k, v in result.items() if k.startswith("scale_") and "error" not in v]
     for s in scales:
         found |= scale_measures(s)

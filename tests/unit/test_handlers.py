@@ -22,7 +22,7 @@ class Triggers:
         self.calls: list[tuple[Key, bool]] = []
         self.forgotten: list[Key] = []
 
-    def trigger(self, key: Key, urgent: bool = True) -> None:
+    def trigger(self, key: Key, urgent: bool = True, asked: float | None = None) -> None:
         self.calls.append((key, urgent))
 
     def forget(self, key: Key) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -301,3 +302,31 @@ def test_an_app_the_queue_forgets_leaves_the_gauge(m: metrics.Metrics) -> None:
     m.status_computed(("shop", "gone"), "Healthy", None)
     ReconcileQueue(lambda key: None).forget(("shop", "gone"))
     assert value(m, "bluegreen_apps", phase="Healthy") == 0
+
+
+def test_the_switching_pass_shows_where_its_time_went(m: metrics.Metrics) -> None:
+    """Queued from the event that asked for the pass, planned up to the switch request,
+    written up to the answer: the stages of "preview ready → switched"."""
+    api = preview_ready_for_switch()
+    store = api.caught_up()
+
+    async def scenario() -> None:
+        q = ReconcileQueue(lambda key: reconciler.reconcile(api, store, *key, clock=clock))
+        q.trigger((NS, NAME), asked=time.monotonic() - 0.2)  # the event came in 200 ms ago
+        await asyncio.sleep(0)
+        await q.idle()
+
+    asyncio.run(scenario())
+    assert value(m, "bluegreen_switches_total") == 1
+    for stage in metrics.SWITCH_STAGES:
+        assert value(m, "bluegreen_switch_stage_seconds_count", stage=stage) == 1
+    assert value(m, "bluegreen_switch_stage_seconds_sum", stage="queued") >= 0.2
+    assert 0 < value(m, "bluegreen_switch_stage_seconds_sum", stage="planned") < 0.2
+    assert 0 < value(m, "bluegreen_switch_stage_seconds_sum", stage="written") < 0.2
+
+
+def test_a_switch_outside_a_queue_counts_but_has_no_stages(m: metrics.Metrics) -> None:
+    api = preview_ready_for_switch()
+    reconciler.reconcile(api, api.caught_up(), NS, NAME, clock)
+    assert value(m, "bluegreen_switches_total") == 1
+    assert value(m, "bluegreen_switch_stage_seconds_count", stage="queued") == 0

@@ -208,3 +208,20 @@ def test_a_failed_scenario_leaves_dashes_and_is_named() -> None:
     assert table["200 apps created → all healthy (s)"] == 20.0
     assert not any(label.startswith("1,000 apps") for label in table)
     assert failures({"ours": ours}) == ["ours scale_1000 failed: AssertionError('timed out')"]
+
+
+def test_where_a_controllers_switches_spent_their_time_sits_under_the_mean() -> None:
+    ours = results(switched=0.25, healthy=20.0, get_list_after_restart=0)
+    ours["switch_stages"] = {"queued": 0.4, "planned": 1.5, "written": 2.1}
+    argo = results(switched=0.21, healthy=40.0, get_list_after_restart=0)
+    table = rows({"ours": ours, "argo": argo})
+    labels = [label for label, _, _ in table]
+    mean = labels.index("preview endpoints all ready → prod switched, mean (ms)")
+    assert labels[mean + 1 : mean + 4] == [
+        "… of which the event's wait for a pass (mean, ms)",
+        "… the pass up to the switch request (mean, ms)",
+        "… the switch request to its answer (mean, ms)",
+    ]
+    found = {label: (o, a) for label, o, a in table}
+    assert found[labels[mean]] == pytest.approx((50, 10))
+    assert found[labels[mean + 2]] == (1.5, None)  # Argo Rollouts does not say

@@ -395,3 +395,31 @@ def test_drain_gives_up_after_its_timeout() -> None:
         return await q.drain(timeout=0.1)
 
     assert asyncio.run(scenario()) is False
+
+
+def test_a_pass_knows_when_it_was_first_asked_for() -> None:
+    """From the first ask since the app's last pass began: later asks while it waits do
+    not move it, and the pass after one under way counts from the ask that came in then."""
+    seen: list[queue_module.PassTiming | None] = []
+
+    def reconcile(key: Key) -> None:
+        seen.append(queue_module.pass_timing())
+        time.sleep(0.05)
+
+    async def scenario() -> tuple[float, float]:
+        q = ReconcileQueue(reconcile)
+        first = time.monotonic() - 1.0
+        q.trigger(A, asked=first)
+        q.trigger(A, asked=first + 0.5)  # waiting still: the first ask stands
+        await asyncio.sleep(0.01)  # the pass is under way
+        during = time.monotonic()
+        q.trigger(A)
+        await settle(q)
+        return first, during
+
+    first, during = asyncio.run(scenario())
+    assert queue_module.pass_timing() is None  # not on a worker
+    assert len(seen) == 2 and seen[0] is not None and seen[1] is not None
+    assert seen[0].asked == first and seen[0].began >= first + 1.0
+    assert during <= seen[1].asked <= seen[1].began
+    assert seen[1].began >= seen[0].began + 0.05  # after the pass under way

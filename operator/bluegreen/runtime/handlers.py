@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -154,7 +155,8 @@ class Runtime:
         app = (meta.get("labels") or {}).get(names.LABEL_APP)
         if app and self.loop is not None:
             key = (str(meta.get("namespace") or ""), str(app))
-            self.loop.call_soon_threadsafe(self.child_event, type_, key)
+            # Stamped here: the hop to the loop counts in the wait for the pass.
+            self.loop.call_soon_threadsafe(self.child_event, type_, key, time.monotonic())
 
     def _relisted_from_watch_thread(self, namespace: str) -> None:
         if self.loop is not None:
@@ -199,12 +201,13 @@ class Runtime:
             self.settled.discard(key)
         self.queue.trigger(key, urgent=changed and event["type"] is not None)
 
-    def child_event(self, type_: str, key: Key) -> None:
-        """Wake the child's app: urgently when the app is mid-release or the child is gone."""
+    def child_event(self, type_: str, key: Key, asked: float | None = None) -> None:
+        """Wake the child's app: urgently when the app is mid-release or the child is gone.
+        ``asked``: when the event came in on its watch thread (``time.monotonic()``)."""
         if key not in self.apps:
             return
         urgent = type_ == "DELETED" or key not in self.settled
-        self.queue.trigger(key, urgent=urgent)
+        self.queue.trigger(key, urgent=urgent, asked=asked)
 
     def forget(self, key: Key) -> None:
         self.apps.discard(key)

@@ -50,6 +50,9 @@ REPORTED_ERRORS = frozenset({reasons.INVALID_SPEC, reasons.FORBIDDEN, reasons.CH
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 READY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+# The pass that switches: thread hops, a pass of Python, one request.
+STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+SWITCH_STAGES = ("queued", "planned", "written")
 # A release includes its rollout and, without promote, the wait for someone to promote it.
 CHANGE_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0)
 
@@ -129,6 +132,16 @@ class Metrics:
             "From the first plan for a new revision (the template change) to the switch "
             "write acknowledged; includes the rollout and any wait for promote",
             buckets=CHANGE_BUCKETS,
+            registry=r,
+        )
+        self.switch_stages = prometheus_client.Histogram(
+            "bluegreen_switch_stage_seconds",
+            "Where the pass that switched spent its time: queued, from the watch event, timer "
+            "or check result that asked for the pass to a worker taking it; planned, from "
+            "then to the switch request (reading, planning, the writes before it); written, "
+            "the switch request to the API server's answer",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
             registry=r,
         )
         self.reconcile_duration = prometheus_client.Histogram(
@@ -225,10 +238,13 @@ class Metrics:
             if plan.switch.due and release.due_at is None:
                 release.due_at = now
 
-    def switched(self, key: Key) -> None:
-        """The switch write, acknowledged by the API server: it stops the clocks."""
+    def switched(self, key: Key, stages: tuple[float, float, float] | None = None) -> None:
+        """The switch write, acknowledged by the API server: it stops the clocks.
+        ``stages``: the seconds its pass was queued, planned and written."""
         now = self._clock()
         self.switches.inc()
+        for stage, seconds in zip(SWITCH_STAGES, stages or (), strict=False):
+            self.switch_stages.labels(stage).observe(seconds)
         with self._lock:
             release = self._releases.pop(key, None)
         if release is None:
@@ -321,8 +337,14 @@ def observe_plan(app: App, plan: Plan) -> None:
     _current.planned((app.owner.namespace, app.owner.name), plan)
 
 
-def observe_switch(namespace: str, name: str) -> None:
-    _current.switched((namespace, name))
+def observe_switch(namespace: str, name: str, sent: float | None = None) -> None:
+    """The switch was written; ``sent``: when (``time.monotonic()``) its request went out."""
+    timing = reconcile_queue.pass_timing()
+    stages = None
+    if sent is not None and timing is not None:
+        answered = time.monotonic()
+        stages = (timing.began - timing.asked, sent - timing.began, answered - sent)
+    _current.switched((namespace, name), stages)
 
 
 def observe_status(body: dict[str, Any], new: BlueGreenAppStatus) -> None:

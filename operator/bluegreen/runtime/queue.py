@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +44,26 @@ def on_new_queue(hook: Callable[[ReconcileQueue], None]) -> None:
 def on_forget(hook: Callable[[Key], None]) -> None:
     """Call ``hook`` with every app a queue forgets from now on (the app is gone)."""
     _forget_hooks.append(hook)
+
+
+# The pass each worker thread runs: when it was first asked for and when the worker took it.
+_this_pass = threading.local()
+
+
+@dataclass(frozen=True)
+class PassTiming:
+    """Of the pass under way on this thread, in ``time.monotonic()`` seconds: ``asked``,
+    when the first event, timer or check result that asked for it came in (the earliest
+    since the app's previous pass began); ``began``, when a worker took it."""
+
+    asked: float
+    began: float
+
+
+def pass_timing() -> PassTiming | None:
+    """The timing of the pass this thread runs; None outside a queue's worker."""
+    timing: PassTiming | None = getattr(_this_pass, "timing", None)
+    return timing
 
 
 # Retry delays after an unexpected error (a bug, a refused request): short first, then capped.
@@ -166,6 +188,7 @@ class ReconcileQueue:
         self._dirty: dict[Key, bool] = {}  # triggered during its pass -> urgent
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
+        self._asked: dict[Key, float] = {}  # monotonic: the first ask since its last pass began
         self._outage = _Outage(parked={})
         self._draining = False
         for hook in _new_queue_hooks:
@@ -173,9 +196,12 @@ class ReconcileQueue:
 
     # ---------------------------------------------------------------- what callers do
 
-    def trigger(self, key: Key, urgent: bool = True) -> None:
+    def trigger(self, key: Key, urgent: bool = True, asked: float | None = None) -> None:
         """Reconcile the app as soon as a worker is free (or once more right after the pass
-        under way). ``urgent``: a user-driven change, served before bulk work."""
+        under way). ``urgent``: a user-driven change, served before bulk work. ``asked``:
+        when (``time.monotonic()``) the cause came in, if before now (a watch event that
+        hopped from its thread)."""
+        self._asked.setdefault(key, time.monotonic() if asked is None else asked)
         self._outage.parked.pop(key, None)
         if key in self._running:
             self._dirty[key] = self._dirty.get(key, False) or urgent
@@ -200,6 +226,7 @@ class ReconcileQueue:
         if timer is not None:
             timer.cancel()
         self._failures.pop(key, None)
+        self._asked.pop(key, None)
         self._waiting.discard(key)
         self._dirty.pop(key, None)
         self._outage.parked.pop(key, None)
@@ -270,13 +297,23 @@ class ReconcileQueue:
 
     async def _pass(self, key: Key) -> float | None:
         loop = asyncio.get_running_loop()
+        asked = self._asked.pop(key, None)
         try:
-            again = await loop.run_in_executor(self._executor, self._reconcile, key)
+            again = await loop.run_in_executor(self._executor, self._timed, key, asked)
         except Exception as err:
             return self._failed(key, err)
         self._failures.pop(key, None)
         self.api_alive()
         return again
+
+    def _timed(self, key: Key, asked: float | None) -> float | None:
+        """The pass, on its worker thread, which knows when it was asked for."""
+        began = time.monotonic()
+        _this_pass.timing = PassTiming(began if asked is None else asked, began)
+        try:
+            return self._reconcile(key)
+        finally:
+            _this_pass.timing = None
 
     # ---------------------------------------------------------------- failures
 

@@ -10,6 +10,7 @@ its answer goes straight into the store; a write refused because the view was st
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -300,6 +301,7 @@ def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
     outcome = Outcome(requeue_after=the_plan.requeue_after)
     ns = app_body["metadata"]["namespace"]
     for action in the_plan.actions:
+        sent = time.monotonic()
         try:
             _perform(kube, store, ns, action)
         except ApiError as err:
@@ -319,7 +321,7 @@ def act(kube: Kube, store: Store, app_body: Obj, the_plan: Plan) -> Outcome:
             continue
         outcome.done.append(action)
         if action == the_plan.switch.action:
-            metrics.observe_switch(ns, app_body["metadata"]["name"])
+            metrics.observe_switch(ns, app_body["metadata"]["name"], sent)
         log.info("%s/%s: %s", ns, app_body["metadata"]["name"], action.why)
         kube.post_event(app_body, "Normal", action.reason, action.why)
     switch = the_plan.switch
