@@ -243,8 +243,9 @@ class Metrics:
         ``stages``: the seconds its pass was queued, planned and written."""
         now = self._clock()
         self.switches.inc()
-        for stage, seconds in zip(SWITCH_STAGES, stages or (), strict=False):
-            self.switch_stages.labels(stage).observe(seconds)
+        if stages is not None:
+            for stage, seconds in zip(SWITCH_STAGES, stages, strict=True):
+                self.switch_stages.labels(stage).observe(seconds)
         with self._lock:
             release = self._releases.pop(key, None)
         if release is None:
